@@ -1,0 +1,109 @@
+"""The only module that imports mediapipe: a thin adapter around FaceMesh.
+
+FaceMesh runs with iris refinement (478 landmarks). ``video`` mode tracks a face from frame to
+frame (one graph per session: tracking state must not leak between sessions); ``image`` mode
+treats every frame as a still. Graphs are built once and reused; building one costs ~100 ms.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Literal
+
+import cv2
+import mediapipe as mp
+import numpy as np
+
+N_LANDMARKS = 478
+Mode = Literal["video", "image"]
+
+
+class FaceMesh:
+    """FaceMesh with tuning in the constructor and one ``process`` method.
+
+    Use as a context manager, or call ``close()``. Not thread-safe: one instance per thread.
+    """
+
+    def __init__(
+        self,
+        mode: Mode = "video",
+        max_faces: int = 2,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+    ) -> None:
+        if mode not in ("video", "image"):
+            raise ValueError(f"mode must be 'video' or 'image', not {mode!r}")
+        if max_faces < 1:
+            raise ValueError("max_faces must be at least 1")
+        self.mode = mode
+        # max_faces=2 so that a second person in view is seen, not silently ignored.
+        self._graph = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=(mode == "image"),
+            max_num_faces=max_faces,
+            refine_landmarks=True,
+            min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence,
+        )
+
+    def process(self, bgr: np.ndarray) -> list[np.ndarray]:
+        """Find faces in a BGR uint8 frame.
+
+        Returns one (478, 3) float32 array per face, in pixels: x right, y down, z in the same
+        scale as x (smaller is nearer the camera). Raises ``ValueError`` for a non-BGR input.
+        """
+        if not isinstance(bgr, np.ndarray) or bgr.dtype != np.uint8 or bgr.ndim != 3 or bgr.shape[2] != 3:
+            raise ValueError("FaceMesh.process needs a BGR uint8 array of shape (h, w, 3)")
+        h, w = bgr.shape[:2]
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        result = self._graph.process(rgb)
+        faces: list[np.ndarray] = []
+        for face in result.multi_face_landmarks or ():
+            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark], dtype=np.float32)
+            faces.append(pts)
+        return faces
+
+    def close(self) -> None:
+        self._graph.close()
+
+    def __enter__(self) -> "FaceMesh":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class TrackerPool:
+    """Video-mode graphs keyed by session, least recently used evicted beyond ``size``.
+
+    A server worker sees frames of many sessions interleaved; each needs its own tracking
+    state. A graph is built when a session first sends a frame, not per frame.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self._size = size
+        self._graphs: OrderedDict[str, FaceMesh] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> FaceMesh:
+        with self._lock:
+            graph = self._graphs.pop(key, None)
+            if graph is None:
+                graph = FaceMesh("video")
+            self._graphs[key] = graph
+            while len(self._graphs) > self._size:
+                _, old = self._graphs.popitem(last=False)
+                old.close()
+            return graph
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            graph = self._graphs.pop(key, None)
+        if graph is not None:
+            graph.close()
+
+    def close(self) -> None:
+        with self._lock:
+            graphs, self._graphs = list(self._graphs.values()), OrderedDict()
+        for graph in graphs:
+            graph.close()

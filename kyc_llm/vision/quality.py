@@ -1,0 +1,51 @@
+"""Image-quality measures of a frame and its face, used as gates and as user guidance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Quality:
+    brightness: float  # mean grey level of the face, 0-255
+    contrast: float  # grey standard deviation of the face
+    sharpness: float  # variance of the Laplacian of the face at 128 px
+    face_size: float  # face box width over frame width
+    centre_offset: float  # face centre distance from frame centre, in frame half-widths
+    outside_fraction: float  # share of landmarks outside the frame (occlusion/cropping hint)
+
+
+def face_crop(gray: np.ndarray, box: tuple[float, float, float, float], size: int = 128) -> np.ndarray:
+    """The face box (clipped to the frame) resized to ``size`` x ``size``."""
+    x, y, w, h = box
+    H, W = gray.shape[:2]
+    x0, y0 = max(int(x), 0), max(int(y), 0)
+    x1, y1 = min(int(x + w), W), min(int(y + h), H)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return np.zeros((size, size), np.uint8)
+    return cv2.resize(gray[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def measure(gray: np.ndarray, crop128: np.ndarray, box: tuple[float, float, float, float],
+            landmarks: np.ndarray) -> Quality:
+    H, W = gray.shape[:2]
+    x, y, w, h = box
+    cx, cy = x + w / 2, y + h / 2
+    centre_offset = float(np.hypot((cx - W / 2) / (W / 2), (cy - H / 2) / (H / 2)))
+    outside = (landmarks[:, 0] < 0) | (landmarks[:, 0] >= W) | (landmarks[:, 1] < 0) | (landmarks[:, 1] >= H)
+    return Quality(
+        brightness=float(crop128.mean()),
+        contrast=float(crop128.std()),
+        sharpness=float(cv2.Laplacian(crop128, cv2.CV_32F).var()),
+        face_size=float(w / W),
+        centre_offset=centre_offset,
+        outside_fraction=float(outside.mean()),
+    )
+
+
+def frame_brightness(gray: np.ndarray) -> float:
+    """Mean grey level of the whole frame (used when no face is found: dark room, covered lens)."""
+    return float(gray[::4, ::4].mean())

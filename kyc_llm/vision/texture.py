@@ -1,0 +1,114 @@
+"""Texture and frequency features of the face region for print and screen detection.
+
+Printed and displayed faces lose and add detail in characteristic ways: paper and ink flatten
+micro-texture (LBP) and compress contrast and colour; a screen seen by a camera adds periodic
+energy (the pixel grid aliased into moire) and shifts colour (display gamma, cool white
+point). Each function returns plain numbers; the presentation-attack scoring combines them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+_PATCH = 96  # native-resolution patch for the spectrum: resizing would erase the moire
+
+
+@dataclass(frozen=True)
+class Texture:
+    lbp_entropy: float  # entropy (bits) of the 8-neighbour LBP code histogram
+    lbp_flat: float  # share of LBP codes that are all-ones (flat, saturated or blurred area)
+    hf_ratio: float  # share of spectral energy above a third of Nyquist
+    moire_peak: float  # strongest isolated spectral peak above its neighbourhood (log units)
+    saturation: float  # mean HSV saturation of the face, 0-255
+    chroma_spread: float  # std of Cr and Cb in the face (colour variety)
+    cool_tint: float  # mean Cb minus mean Cr (a blue display white point raises it)
+    specular: float  # share of near-white, unsaturated pixels (glare, gloss)
+    dynamic_range: float  # 99th minus 1st percentile grey level of the face
+
+
+def lbp_codes(gray: np.ndarray) -> np.ndarray:
+    """8-neighbour local binary pattern codes (0-255) of the interior pixels."""
+    g = gray.astype(np.int16)
+    c = g[1:-1, 1:-1]
+    codes = np.zeros(c.shape, np.uint8)
+    shifts = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
+    h, w = g.shape
+    for bit, (dy, dx) in enumerate(shifts):
+        n = g[1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx]
+        codes |= ((n >= c).astype(np.uint8) << bit)
+    return codes
+
+
+def lbp_stats(gray: np.ndarray) -> tuple[float, float]:
+    hist = np.bincount(lbp_codes(gray).ravel(), minlength=256).astype(np.float64)
+    p = hist / max(hist.sum(), 1.0)
+    nz = p[p > 0]
+    return float(-(nz * np.log2(nz)).sum()), float(p[255])
+
+
+_WINDOW = np.outer(np.hanning(_PATCH), np.hanning(_PATCH)).astype(np.float32)
+_fy, _fx = np.meshgrid(np.fft.fftfreq(_PATCH), np.fft.fftfreq(_PATCH), indexing="ij")
+_RADIUS = np.hypot(_fx, _fy)  # cycles per pixel, 0 to ~0.707
+_HIGH = _RADIUS > 0.5 / 3
+# Peaks are searched between a sixth of the sampling rate and Nyquist, off the axes: the
+# axes carry energy from straight edges and 8x8 JPEG blocks in every image.
+_PEAK_BAND = (_RADIUS > 1 / 6) & (np.abs(_fx) > 2 / _PATCH) & (np.abs(_fy) > 2 / _PATCH)
+
+
+def spectrum_features(patch: np.ndarray) -> tuple[float, float]:
+    """(hf_ratio, moire_peak) of a square grey patch of side ``_PATCH``."""
+    x = patch.astype(np.float32)
+    x = (x - x.mean()) * _WINDOW
+    power = np.abs(np.fft.fft2(x)) ** 2
+    power[0, 0] = 0.0
+    total = float(power.sum())
+    if total <= 0:
+        return 0.0, 0.0
+    hf_ratio = float(power[_HIGH].sum() / total)
+    logp = np.log(power + 1e-3)
+    local = cv2.blur(np.fft.fftshift(logp), (9, 9))
+    excess = np.fft.ifftshift(np.fft.fftshift(logp) - local)
+    return hf_ratio, float(excess[_PEAK_BAND].max())
+
+
+def native_patch(gray: np.ndarray, centre: tuple[float, float]) -> np.ndarray | None:
+    """A ``_PATCH`` square at native resolution around ``centre``, or None near the border."""
+    H, W = gray.shape[:2]
+    cx, cy = int(centre[0]), int(centre[1])
+    half = _PATCH // 2
+    x0, y0 = min(max(cx - half, 0), W - _PATCH), min(max(cy - half, 0), H - _PATCH)
+    if x0 < 0 or y0 < 0:
+        return None
+    return gray[y0:y0 + _PATCH, x0:x0 + _PATCH]
+
+
+def measure(bgr: np.ndarray, gray: np.ndarray, crop128: np.ndarray, box: tuple[float, float, float, float],
+            centre: tuple[float, float]) -> Texture:
+    """Texture features of one face. ``crop128`` is the grey face box at 128 px."""
+    entropy, flat = lbp_stats(crop128)
+    patch = native_patch(gray, centre)
+    hf_ratio, moire = spectrum_features(patch) if patch is not None else (0.0, 0.0)
+    x, y, w, h = (int(v) for v in box)
+    H, W = gray.shape[:2]
+    face = bgr[max(y, 0):min(y + h, H), max(x, 0):min(x + w, W)]
+    if face.size == 0:
+        face = bgr
+    face = cv2.resize(face, (64, 64), interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(face, cv2.COLOR_BGR2HSV)
+    ycc = cv2.cvtColor(face, cv2.COLOR_BGR2YCrCb).reshape(-1, 3).astype(np.float32)
+    sat, val = hsv[..., 1], hsv[..., 2]
+    p1, p99 = np.percentile(crop128, (1, 99))
+    return Texture(
+        lbp_entropy=entropy,
+        lbp_flat=flat,
+        hf_ratio=hf_ratio,
+        moire_peak=moire,
+        saturation=float(sat.mean()),
+        chroma_spread=float((ycc[:, 1].std() + ycc[:, 2].std()) / 2),
+        cool_tint=float(ycc[:, 2].mean() - ycc[:, 1].mean()),
+        specular=float(((val > 235) & (sat < 40)).mean()),
+        dynamic_range=float(p99 - p1),
+    )
