@@ -20,6 +20,7 @@ import numpy as np
 # MediaPipe FaceMesh indices. "Right"/"left" are the subject's own: the subject's right eye
 # appears on the image's left.
 NOSE_TIP = 1
+SUBNASALE = 2
 CHIN = 152
 FOREHEAD = 10
 R_EYE_OUTER, R_EYE_INNER = 33, 133
@@ -35,6 +36,11 @@ L_EYE_EAR = (263, 387, 385, 362, 380, 373)
 # forehead, chin): used by the planarity test and the rigid-geometry checks.
 RIGID = (1, 4, 6, 10, 33, 133, 152, 168, 197, 234, 263, 362, 454, 70, 300, 105, 334, 127, 356)
 
+# The forehead-to-nose-base line of a frontal face leans back from the vertical: the median
+# pitch it gives on the first frames of the 27 live practice clips is 6 degrees.
+PITCH_OFFSET_DEG = 6.0
+
+
 @dataclass(frozen=True)
 class HeadPose:
     yaw: float
@@ -46,12 +52,14 @@ def head_pose(landmarks: np.ndarray) -> HeadPose:
     """Yaw, pitch and roll in degrees (signs in the module docstring).
 
     Built from FaceMesh's own 3D landmarks: the face's x axis runs from the subject's right
-    eye and cheek to their left ones, its y axis from forehead to chin. Six-point solvePnP
+    eye and cheek to their left ones, its y axis from forehead to the base of the nose. Six-point solvePnP
     was tried first and rejected: on near-frontal faces it flips between +-25 degrees (the
     planar ambiguity of PnP), while this frame stays within a degree or two.
     """
     x = (landmarks[L_EYE_OUTER] - landmarks[R_EYE_OUTER]) + (landmarks[L_CHEEK] - landmarks[R_CHEEK])
-    y = landmarks[CHIN] - landmarks[FOREHEAD]
+    # Forehead to the base of the nose: both on the skull, so talking, smiling or opening
+    # the mouth (which moves the chin) does not tilt the axis.
+    y = landmarks[SUBNASALE] - landmarks[FOREHEAD]
     nx = np.linalg.norm(x)
     if nx < 1e-6:
         return HeadPose(float("nan"), float("nan"), float("nan"))
@@ -62,7 +70,8 @@ def head_pose(landmarks: np.ndarray) -> HeadPose:
         return HeadPose(float("nan"), float("nan"), float("nan"))
     y = y / ny
     toward_camera = -np.cross(x, y)  # x right, y down, z away: x cross y points away
-    return pose_from_axes(x, toward_camera)
+    pose = pose_from_axes(x, toward_camera)
+    return HeadPose(pose.yaw, pose.pitch - PITCH_OFFSET_DEG, pose.roll)
 
 
 def pose_from_axes(x_axis: np.ndarray, forward: np.ndarray) -> HeadPose:
@@ -124,11 +133,12 @@ def mouth_corner_lift(landmarks: np.ndarray) -> float:
 
 
 def face_height_ratio(landmarks: np.ndarray) -> float:
-    """Forehead-to-chin over inter-ocular distance: fixed for a rigid face at a given pose."""
+    """Forehead-to-nose-base over inter-ocular distance: both on the skull, so fixed for a
+    real face at a given pose (talking and smiling do not change it)."""
     iod = inter_ocular(landmarks)
     if iod <= 1e-6:
         return float("nan")
-    return _dist(landmarks[FOREHEAD], landmarks[CHIN]) / iod
+    return _dist(landmarks[FOREHEAD], landmarks[SUBNASALE]) / iod
 
 
 def face_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:

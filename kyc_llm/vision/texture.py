@@ -20,8 +20,9 @@ _PATCH = 96  # native-resolution patch for the spectrum: resizing would erase th
 class Texture:
     lbp_entropy: float  # entropy (bits) of the 8-neighbour LBP code histogram
     lbp_flat: float  # share of LBP codes that are all-ones (flat, saturated or blurred area)
-    hf_ratio: float  # share of spectral energy above a third of Nyquist
-    moire_peak: float  # strongest isolated spectral peak above its neighbourhood (log units)
+    hf_ratio: float  # share of luma spectral energy above a third of Nyquist
+    moire_luma: float  # strongest isolated luma spectral peak above its neighbourhood (log units)
+    moire_chroma: float  # the same on the colour-difference channels (sub-pixel stripes)
     saturation: float  # mean HSV saturation of the face, 0-255
     chroma_spread: float  # std of Cr and Cb in the face (colour variety)
     cool_tint: float  # mean Cb minus mean Cr (a blue display white point raises it)
@@ -53,13 +54,25 @@ _WINDOW = np.outer(np.hanning(_PATCH), np.hanning(_PATCH)).astype(np.float32)
 _fy, _fx = np.meshgrid(np.fft.fftfreq(_PATCH), np.fft.fftfreq(_PATCH), indexing="ij")
 _RADIUS = np.hypot(_fx, _fy)  # cycles per pixel, 0 to ~0.707
 _HIGH = _RADIUS > 0.5 / 3
-# Peaks are searched between a sixth of the sampling rate and Nyquist, off the axes: the
-# axes carry energy from straight edges and 8x8 JPEG blocks in every image.
-_PEAK_BAND = (_RADIUS > 1 / 6) & (np.abs(_fx) > 2 / _PATCH) & (np.abs(_fy) > 2 / _PATCH)
+
+
+def _near_block_grid(f: np.ndarray) -> np.ndarray:
+    # JPEG and video codecs work in 8x8 blocks: every compressed image has spectral lines at
+    # multiples of 1/8 cycle per pixel. Those bins are no evidence of a screen.
+    return np.abs(f * 8 - np.round(f * 8)) * _PATCH / 8 < 1.01
+
+
+# A display's pixel grid seen by a camera aliases into stripes of any orientation (vertical
+# sub-pixel stripes included, so the axes stay in), above an eighth of the sampling rate.
+_PEAK_BAND = (_RADIUS > 1 / 8) & ~(_near_block_grid(_fx) & _near_block_grid(_fy))
 
 
 def spectrum_features(patch: np.ndarray) -> tuple[float, float]:
-    """(hf_ratio, moire_peak) of a square grey patch of side ``_PATCH``."""
+    """(hf_ratio, peak) of a square single-channel patch of side ``_PATCH``.
+
+    ``peak`` is how far (natural log of power) the strongest bin in the band stands above
+    its 9x9 neighbourhood: smooth for skin, hair and edges; high for a periodic pattern.
+    """
     x = patch.astype(np.float32)
     x = (x - x.mean()) * _WINDOW
     power = np.abs(np.fft.fft2(x)) ** 2
@@ -68,31 +81,36 @@ def spectrum_features(patch: np.ndarray) -> tuple[float, float]:
     if total <= 0:
         return 0.0, 0.0
     hf_ratio = float(power[_HIGH].sum() / total)
-    logp = np.log(power + 1e-3)
-    local = cv2.blur(np.fft.fftshift(logp), (9, 9))
-    excess = np.fft.ifftshift(np.fft.fftshift(logp) - local)
+    logp = np.fft.fftshift(np.log(power + 1e-2))
+    excess = np.fft.ifftshift(logp - cv2.blur(logp, (9, 9)))
     return hf_ratio, float(excess[_PEAK_BAND].max())
 
 
-def native_patch(gray: np.ndarray, centre: tuple[float, float]) -> np.ndarray | None:
-    """A ``_PATCH`` square at native resolution around ``centre``, or None near the border."""
-    H, W = gray.shape[:2]
-    cx, cy = int(centre[0]), int(centre[1])
+def patch_origin(shape: tuple[int, ...], centre: tuple[float, float]) -> tuple[int, int] | None:
+    """Top-left corner of a ``_PATCH`` square at native resolution around ``centre``, moved
+    inside the frame; None when the frame is smaller than the patch."""
+    H, W = shape[:2]
     half = _PATCH // 2
-    x0, y0 = min(max(cx - half, 0), W - _PATCH), min(max(cy - half, 0), H - _PATCH)
+    x0 = min(max(int(centre[0]) - half, 0), W - _PATCH)
+    y0 = min(max(int(centre[1]) - half, 0), H - _PATCH)
     if x0 < 0 or y0 < 0:
         return None
-    return gray[y0:y0 + _PATCH, x0:x0 + _PATCH]
+    return x0, y0
 
 
 def measure(bgr: np.ndarray, gray: np.ndarray, crop128: np.ndarray, box: tuple[float, float, float, float],
             centre: tuple[float, float]) -> Texture:
     """Texture features of one face. ``crop128`` is the grey face box at 128 px."""
     entropy, flat = lbp_stats(crop128)
-    patch = native_patch(gray, centre)
-    hf_ratio, moire = spectrum_features(patch) if patch is not None else (0.0, 0.0)
     x, y, w, h = (int(v) for v in box)
     H, W = gray.shape[:2]
+    hf_ratio = moire_luma = moire_chroma = 0.0
+    origin = patch_origin(gray.shape, centre)
+    if origin is not None:
+        px, py = origin
+        ycc_patch = cv2.cvtColor(bgr[py:py + _PATCH, px:px + _PATCH], cv2.COLOR_BGR2YCrCb)
+        hf_ratio, moire_luma = spectrum_features(ycc_patch[..., 0])
+        moire_chroma = max(spectrum_features(ycc_patch[..., 1])[1], spectrum_features(ycc_patch[..., 2])[1])
     face = bgr[max(y, 0):min(y + h, H), max(x, 0):min(x + w, W)]
     if face.size == 0:
         face = bgr
@@ -105,7 +123,8 @@ def measure(bgr: np.ndarray, gray: np.ndarray, crop128: np.ndarray, box: tuple[f
         lbp_entropy=entropy,
         lbp_flat=flat,
         hf_ratio=hf_ratio,
-        moire_peak=moire,
+        moire_luma=moire_luma,
+        moire_chroma=moire_chroma,
         saturation=float(sat.mean()),
         chroma_spread=float((ycc[:, 1].std() + ycc[:, 2].std()) / 2),
         cool_tint=float(ycc[:, 2].mean() - ycc[:, 1].mean()),

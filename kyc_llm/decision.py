@@ -1,0 +1,156 @@
+"""The decision: pass, fail or review, with reason codes and a short rationale.
+
+The vision evidence is always an input; the LLM judgment joins as one more input when there
+is one (``judgment=None`` is the CV-only decision the evaluation command measures). Rules:
+
+- fail on clear attack evidence: no usable face, several faces, an action missing or out of
+  order, or a planarity, screen or print signal at or above ``fail_score``;
+- review when something is borderline: an action unclear, a signal in the review band, too
+  many poor frames, or (with an LLM) disagreement, an invalid answer, or spoof signs;
+- pass only when nothing above applies (and, with an LLM, it agrees).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, Sequence
+
+from .vision.evidence import VisionEvidence
+from .vision.thresholds import Thresholds
+
+# Reason codes, each with the outcome it forces and a human explanation.
+REASONS: dict[str, tuple[str, str]] = {
+    "NO_FACE": ("fail", "no single usable face in enough of the frames"),
+    "MULTIPLE_FACES": ("fail", "more than one face in view"),
+    "ACTION_MISSING": ("fail", "a requested action was not performed in its time window"),
+    "ACTION_ORDER": ("fail", "the actions were not performed in the requested order"),
+    "PLANAR_MOTION": ("fail", "the face moved like a flat sheet (photo or screen), not a head"),
+    "SCREEN_ARTEFACTS": ("fail", "display pixel-grid artefacts on the face"),
+    "PRINT_ARTEFACTS": ("fail", "the face lacks the colour of live skin (printed photo)"),
+    # Temporal cues are weak evidence (see thresholds.toml): a human looks, nobody is failed.
+    "DEEPFAKE_SUSPECTED": ("review", "face geometry or motion is unstable in ways a real face is not"),
+    "ACTION_UNCLEAR": ("review", "an action could not be verified with confidence"),
+    "LOW_QUALITY": ("review", "too many frames were dark, blurred, small or off-centre"),
+    "SIGNAL_BORDERLINE": ("review", "an attack signal is borderline"),
+    "LLM_DISAGREES": ("review", "the LLM judge and the vision checks disagree"),
+    "LLM_SPOOF_SUSPECTED": ("review", "the LLM judge saw signs of a screen, print, mask or synthetic face"),
+    "LLM_INVALID": ("review", "the LLM judge gave no valid answer"),
+    "LLM_UNAVAILABLE": ("review", "the LLM judge could not be reached"),
+}
+
+_SIGNAL_REASONS = {
+    "planarity": "PLANAR_MOTION",
+    "screen": "SCREEN_ARTEFACTS",
+    "print": "PRINT_ARTEFACTS",
+    "temporal": "DEEPFAKE_SUSPECTED",
+}
+
+
+class ActionVerdictLike(Protocol):
+    action: str
+    performed: bool | None
+
+
+class JudgmentLike(Protocol):
+    """What the decision reads from the LLM judgment (kyc_llm.llm.judgment.Judgment)."""
+
+    outcome: str  # ok | llm_invalid | llm_unavailable | llm_offline
+    actions: Sequence[ActionVerdictLike]
+
+    def spoof_suspected(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How the LLM joins the decision (configuration, not code)."""
+
+    require_llm: bool = False  # an unavailable or invalid LLM answer sends the session to review
+
+
+@dataclass
+class Decision:
+    decision: str  # pass | fail | review
+    reasons: list[str]
+    rationale: str
+    llm_used: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def vision_reasons(ev: VisionEvidence, th: Thresholds) -> tuple[list[str], dict[str, Any]]:
+    """Reason codes from the vision evidence alone, and the facts behind them."""
+    q = th.quality
+    reasons: list[str] = []
+    details: dict[str, Any] = {}
+    n = max(ev.n_frames, 1)
+    if ev.face_frames / n < q.min_face_frames_share:
+        reasons.append("NO_FACE")
+    if ev.multi_face_frames / n > q.max_multi_face_share:
+        reasons.append("MULTIPLE_FACES")
+    if "NO_FACE" not in reasons:
+        for a in ev.actions:
+            if not a.in_order:
+                reasons.append("ACTION_ORDER")
+            elif a.verdict == "not_performed":
+                reasons.append("ACTION_MISSING")
+            elif a.verdict == "unclear":
+                reasons.append("ACTION_UNCLEAR")
+        for name, sig in ev.signals.items():
+            if not sig.available:
+                continue
+            if sig.score >= th.attacks.fail_score:
+                reasons.append(_SIGNAL_REASONS[name])
+            elif sig.score >= th.attacks.review_score:
+                reasons.append("SIGNAL_BORDERLINE")
+                details.setdefault("borderline_signals", []).append(name)
+        if ev.quality.get("low_quality_share", 0.0) > q.max_low_quality_share:
+            reasons.append("LOW_QUALITY")
+    return _unique(reasons), details
+
+
+def llm_reasons(ev: VisionEvidence, judgment: JudgmentLike, policy: Policy) -> tuple[list[str], bool]:
+    """Reason codes the LLM judgment adds, and whether the LLM took part in the decision."""
+    if judgment.outcome == "llm_offline":
+        return [], False
+    if judgment.outcome != "ok":
+        code = "LLM_UNAVAILABLE" if judgment.outcome == "llm_unavailable" else "LLM_INVALID"
+        return ([code] if policy.require_llm else []), False
+    reasons = []
+    llm = {v.action: v.performed for v in judgment.actions}
+    for i, a in enumerate(ev.actions):
+        said = llm.get(a.action) if len(llm) == len(ev.actions) else _nth(judgment.actions, i)
+        if said is not True and a.verdict == "performed":
+            reasons.append("LLM_DISAGREES")
+    if judgment.spoof_suspected():
+        reasons.append("LLM_SPOOF_SUSPECTED")
+    return _unique(reasons), True
+
+
+def decide(ev: VisionEvidence, th: Thresholds, judgment: JudgmentLike | None = None,
+           policy: Policy = Policy()) -> Decision:
+    """Fuse the vision evidence (and the LLM judgment, if any) into one decision."""
+    reasons, details = vision_reasons(ev, th)
+    llm_used = False
+    if judgment is not None:
+        extra, llm_used = llm_reasons(ev, judgment, policy)
+        reasons = _unique(reasons + extra)
+        details["llm_outcome"] = judgment.outcome
+    outcomes = {REASONS[r][0] for r in reasons}
+    decision = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
+    if reasons:
+        rationale = "; ".join(REASONS[r][1] for r in reasons)
+    else:
+        rationale = "every action was verified and no attack signal was found"
+    if not llm_used:
+        rationale += " (decided without the LLM judge)"
+    return Decision(decision, reasons, rationale, llm_used, details)
+
+
+def _nth(actions: Sequence[ActionVerdictLike], i: int) -> bool | None:
+    return actions[i].performed if i < len(actions) else None
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))

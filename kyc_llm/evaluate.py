@@ -1,0 +1,145 @@
+"""Evaluation: run labelled sessions through the service's pipeline, print ISO/IEC 30107-3 figures.
+
+    python -m kyc_llm.evaluate PATH [PATH ...] [--json FILE] [--jobs N] [--thresholds FILE]
+
+Each PATH is a session spec or a folder of them (format: ../shared/data/README.md). Frames
+are sampled at the spec's fps between start_s and end_s and fed, with their timestamps and
+the challenge, through ``SessionAnalyzer`` and ``decide`` exactly as the server does (the
+LLM judge off). A session whose spec or video cannot be read is reported as an error and
+left out of the metrics; the run goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .decision import decide
+from .errors import KycError
+from .sessionspec import ATTACKS, find_specs, load_spec, sample_frames
+from .vision.facemesh import FaceMesh
+from .vision.pipeline import SessionAnalyzer
+from .vision.thresholds import Thresholds, load_thresholds
+
+
+@dataclass
+class SessionResult:
+    id: str
+    truth: str | None
+    attack: str | None
+    decision: str  # pass | fail | review | error
+    reasons: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    evidence: dict[str, Any] | None = None
+
+    def row(self) -> dict[str, Any]:
+        out = {"id": self.id, "truth": self.truth, "attack": self.attack,
+               "decision": self.decision, "reasons": self.reasons}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def run_session(path: Path, thresholds: Thresholds) -> SessionResult:
+    """Evaluate one spec file; every failure to read it becomes an ``error`` result."""
+    started = time.perf_counter()
+    try:
+        spec = load_spec(path)
+    except KycError as exc:
+        return SessionResult(path.stem, None, None, "error", error=exc.message)
+    try:
+        with FaceMesh("video") as mesh:
+            analyzer = SessionAnalyzer(mesh, thresholds)
+            for t, frame in sample_frames(spec):
+                analyzer.add(frame, t)
+            if not analyzer.observations:
+                raise KycError(f"{spec.id}: no frames could be read from {spec.video}")
+            evidence = analyzer.evidence(spec.challenge)
+    except KycError as exc:
+        return SessionResult(spec.id, spec.truth, spec.attack, "error", error=exc.message)
+    decision = decide(evidence, thresholds)
+    return SessionResult(spec.id, spec.truth, spec.attack, decision.decision, decision.reasons,
+                         seconds=time.perf_counter() - started, evidence=evidence.as_dict())
+
+
+def metrics(results: Sequence[SessionResult]) -> dict[str, Any]:
+    """BPCER, APCER per attack type, the worst APCER, review rate and counts (fractions 0-1)."""
+    done = [r for r in results if r.decision != "error"]
+    live = [r for r in done if r.truth == "live"]
+    apcer: dict[str, float] = {}
+    counts: dict[str, int] = {"live": len(live)}
+    for attack in ATTACKS:
+        of_type = [r for r in done if r.attack == attack]
+        if of_type:
+            apcer[attack] = sum(r.decision == "pass" for r in of_type) / len(of_type)
+            counts[attack] = len(of_type)
+    return {
+        "bpcer": (sum(r.decision != "pass" for r in live) / len(live)) if live else None,
+        "apcer": apcer,
+        "apcer_max": max(apcer.values()) if apcer else None,
+        "review_rate": (sum(r.decision == "review" for r in done) / len(done)) if done else None,
+        "n": len(done),
+        "errors": len(results) - len(done),
+        "counts": counts,
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _run_one(args: tuple[Path, str | None]) -> SessionResult:
+    path, thresholds_path = args
+    return run_session(path, load_thresholds(thresholds_path))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kyc_llm.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("paths", nargs="+", help="session spec files or folders of them")
+    parser.add_argument("--json", metavar="FILE", help="write sessions and metrics as JSON")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--thresholds", metavar="FILE", help="thresholds TOML (default: the calibrated one)")
+    args = parser.parse_args(argv)
+    try:
+        load_thresholds(args.thresholds)  # refuse a bad thresholds file before any work
+    except KycError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    specs = find_specs(args.paths)
+    if not specs:
+        print("error: no session specs found", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    jobs = [(p, args.thresholds) for p in specs]
+    if args.jobs > 1:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            results = list(pool.map(_run_one, jobs))
+    else:
+        results = [_run_one(j) for j in jobs]
+    for r in results:
+        label = r.truth if r.truth != "attack" else f"attack/{r.attack}"
+        detail = r.error if r.error else ",".join(r.reasons) or "-"
+        print(f"{r.id:50s} {str(label):22s} {r.decision:7s} {detail}")
+    m = metrics(results)
+    print()
+    print(f"sessions: {m['n']} evaluated, {m['errors']} errors, in {time.perf_counter() - started:.1f} s")
+    print(f"BPCER: {_pct(m['bpcer'])} of {m['counts'].get('live', 0)} live")
+    for attack, value in m["apcer"].items():
+        print(f"APCER {attack}: {_pct(value)} of {m['counts'][attack]}")
+    print(f"APCER worst: {_pct(m['apcer_max'])}")
+    print(f"review rate: {_pct(m['review_rate'])}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"sessions": [r.row() for r in results], "metrics": m}, indent=2), encoding="utf-8")
+    return 1 if m["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The session pipeline: frames in, per-frame feedback out, vision evidence at the end.
+
+The server and the evaluation command both use ``SessionAnalyzer``, so what is measured on
+the practice clips is what the service does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..challenge import Step
+from .actions import baseline_indexes, verify_actions
+from .evidence import VisionEvidence
+from .facemesh import FaceMesh
+from .observation import FrameObservation, observe
+from .intake import load_frame
+from .signals import all_signals
+from .thresholds import QualityThresholds, Thresholds
+
+
+class SessionAnalyzer:
+    """Accumulates the observations of one session (one FaceMesh graph in video mode)."""
+
+    def __init__(self, mesh: FaceMesh, thresholds: Thresholds) -> None:
+        self._mesh = mesh
+        self.thresholds = thresholds
+        self.observations: list[FrameObservation] = []
+
+    def add(self, source: bytes | str | np.ndarray, t: float) -> FrameObservation:
+        """Decode and observe one frame at session time ``t`` (seconds, non-decreasing).
+
+        Raises ``FrameError`` for a bad frame, ``ValueError`` for time going backwards.
+        """
+        if self.observations and t < self.observations[-1].t:
+            raise ValueError("frame times must not go backwards")
+        bgr = load_frame(source)
+        obs = observe(bgr, t, self._mesh.process(bgr))
+        self.observations.append(obs)
+        return obs
+
+    def add_observation(self, obs: FrameObservation) -> None:
+        """Append an observation made elsewhere (e.g. restored after a restart)."""
+        self.observations.append(obs)
+
+    def evidence(self, challenge: Sequence[Step]) -> VisionEvidence:
+        return build_evidence(self.observations, challenge, self.thresholds)
+
+
+def build_evidence(obs: Sequence[FrameObservation], challenge: Sequence[Step], th: Thresholds) -> VisionEvidence:
+    """Everything the vision layer concludes about a session's frames and challenge."""
+    one_face = [o for o in obs if o.has_face and o.n_faces == 1]
+    base = baseline_indexes(obs, challenge, th.actions.baseline_min_frames)
+    return VisionEvidence(
+        n_frames=len(obs),
+        face_frames=len(one_face),
+        multi_face_frames=sum(1 for o in obs if o.n_faces > 1),
+        baseline_index=_most_frontal(obs, base),
+        actions=verify_actions(obs, challenge, th.actions),
+        signals=all_signals(obs, th.attacks),
+        quality=_quality_summary(one_face, th.quality),
+    )
+
+
+def _most_frontal(obs: Sequence[FrameObservation], candidates: list[int]) -> int | None:
+    if not candidates:
+        return None
+    return min(candidates, key=lambda i: abs(obs[i].yaw or 0.0) + abs(obs[i].pitch or 0.0))
+
+
+def low_quality_issues(o: FrameObservation, q: QualityThresholds) -> list[str]:
+    """Why a frame with a face is poor for verification (empty when it is fine)."""
+    issues = []
+    if o.quality is None:
+        return ["no_face"]
+    if o.quality.brightness < q.min_brightness:
+        issues.append("too_dark")
+    elif o.quality.brightness > q.max_brightness:
+        issues.append("too_bright")
+    if o.quality.sharpness < q.min_sharpness:
+        issues.append("blurred")
+    if o.quality.face_size < q.min_face_size:
+        issues.append("too_far")
+    if o.quality.centre_offset > q.max_centre_offset:
+        issues.append("not_centred")
+    return issues
+
+
+def _quality_summary(faces: list[FrameObservation], q: QualityThresholds) -> dict[str, float]:
+    if not faces:
+        return {"low_quality_share": 1.0}
+    low = sum(1 for o in faces if low_quality_issues(o, q))
+    return {
+        "low_quality_share": low / len(faces),
+        "brightness": float(np.median([o.quality.brightness for o in faces])),
+        "sharpness": float(np.median([o.quality.sharpness for o in faces])),
+        "face_size": float(np.median([o.quality.face_size for o in faces])),
+    }
+
+
+def frame_feedback(obs: FrameObservation, q: QualityThresholds) -> dict[str, Any]:
+    """Guidance for the page after one upload: what the user should change, if anything."""
+    issues = ["no_face"] if not obs.has_face else low_quality_issues(obs, q)
+    if obs.n_faces > 1:
+        issues.append("multiple_faces")
+    return {
+        "face_found": obs.has_face,
+        "one_face": obs.n_faces == 1,
+        "centred": obs.has_face and obs.quality.centre_offset <= q.max_centre_offset,
+        "issues": issues,
+    }
