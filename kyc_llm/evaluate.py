@@ -40,8 +40,13 @@ class SessionResult:
     evidence: dict[str, Any] | None = None
 
     def row(self) -> dict[str, Any]:
-        out = {"id": self.id, "truth": self.truth, "attack": self.attack,
-               "decision": self.decision, "reasons": self.reasons}
+        out: dict[str, Any] = {"id": self.id, "truth": self.truth, "attack": self.attack,
+                               "decision": self.decision, "reasons": self.reasons}
+        if self.evidence:  # the features behind the decision, for calibration
+            out["signals"] = {k: s["features"] | {"score": round(s["score"], 3)}
+                              for k, s in self.evidence["signals"].items() if s["available"]}
+            out["actions"] = [{k: a[k] for k in ("action", "verdict", "baseline_value", "peak_value", "onset_t")}
+                              for a in self.evidence["actions"]]
         if self.error:
             out["error"] = self.error
         return out

@@ -85,6 +85,8 @@ def decode_image(data: bytes) -> np.ndarray:
 
 def _apply_exif_orientation(image: np.ndarray, header: Image.Image) -> np.ndarray:
     # IMREAD_UNCHANGED skips EXIF rotation (IMREAD_COLOR would also convert grayscale silently).
+    if "exif" not in header.info:  # webcam frames carry none: skip the parse
+        return image
     try:
         orientation = header.getexif().get(0x0112, 1)
     except Exception:  # malformed EXIF: keep pixels as stored

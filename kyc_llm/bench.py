@@ -1,0 +1,99 @@
+"""Benchmark of the per-frame path on a real clip.
+
+    python -m kyc_llm.bench [--clip FILE] [--frames N] [--json FILE]
+
+In one process: (a) the bare FaceMesh call on decoded frames, and (b) the whole per-frame
+analysis the server runs for an upload (JPEG decode, landmarks, pose, ratios, quality,
+texture). Prints median and p95 milliseconds per frame for each, the ratio b/a, and the
+frames per second one core sustains for (b).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from .vision.facemesh import FaceMesh
+from .vision.pipeline import SessionAnalyzer
+from .vision.thresholds import load_thresholds
+
+DEFAULT_CLIP = Path(__file__).resolve().parent.parent.parent / "shared/data/clips/live/sadtalker_hdtf_katiehill.mp4"
+WARMUP = 5
+
+
+def read_clip(path: Path, limit: int) -> list[np.ndarray]:
+    """Up to ``limit`` decoded frames of a video. Raises ``SystemExit`` when unreadable."""
+    cap = cv2.VideoCapture(str(path))
+    frames: list[np.ndarray] = []
+    while len(frames) < limit:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    if len(frames) <= WARMUP:
+        raise SystemExit(f"error: cannot read enough frames from {path}")
+    return frames
+
+
+def _stats(ms: list[float]) -> dict[str, float]:
+    return {"median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
+
+
+def run(clip: Path, limit: int) -> dict[str, Any]:
+    frames = read_clip(clip, limit)
+    jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for f in frames]
+    bare: list[float] = []
+    with FaceMesh("video") as mesh:
+        for i, frame in enumerate(frames):
+            t0 = time.perf_counter()
+            mesh.process(frame)
+            if i >= WARMUP:
+                bare.append((time.perf_counter() - t0) * 1000)
+    whole: list[float] = []
+    with FaceMesh("video") as mesh:
+        analyzer = SessionAnalyzer(mesh, load_thresholds())
+        for i, data in enumerate(jpegs):
+            t0 = time.perf_counter()
+            analyzer.add(data, i / 25.0)
+            if i >= WARMUP:
+                whole.append((time.perf_counter() - t0) * 1000)
+    a, b = _stats(bare), _stats(whole)
+    h, w = frames[0].shape[:2]
+    return {
+        "clip": str(clip), "frames": len(whole), "size": f"{w}x{h}",
+        "facemesh": a, "whole_frame": b,
+        "ratio": b["median_ms"] / a["median_ms"],
+        "fps_per_core": 1000.0 / b["median_ms"],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kyc_llm.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="a real face clip (default: %(default)s)")
+    parser.add_argument("--frames", type=int, default=200, help="frames to time (default 200)")
+    parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    args = parser.parse_args(argv)
+    if not args.clip.is_file():
+        print(f"error: clip {args.clip} not found", file=sys.stderr)
+        return 2
+    r = run(args.clip, args.frames)
+    print(f"clip: {r['clip']} ({r['size']}, {r['frames']} frames timed)")
+    print(f"(a) FaceMesh alone:        median {r['facemesh']['median_ms']:.2f} ms, p95 {r['facemesh']['p95_ms']:.2f} ms")
+    print(f"(b) whole frame analysis:  median {r['whole_frame']['median_ms']:.2f} ms, p95 {r['whole_frame']['p95_ms']:.2f} ms")
+    print(f"ratio b/a: {r['ratio']:.2f}")
+    print(f"frames per second per core (b): {r['fps_per_core']:.0f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(r, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
