@@ -112,10 +112,10 @@ def vision_reasons(ev: VisionEvidence, th: Thresholds) -> tuple[list[str], dict[
 
 def llm_reasons(ev: VisionEvidence, judgment: JudgmentLike, policy: Policy) -> tuple[list[str], bool]:
     """Reason codes the LLM judgment adds, and whether the LLM took part in the decision."""
-    if judgment.outcome == "llm_offline":
-        return [], False
     if judgment.outcome != "ok":
-        code = "LLM_UNAVAILABLE" if judgment.outcome == "llm_unavailable" else "LLM_INVALID"
+        # Offline (no credentials) counts as unavailable: a policy that requires the LLM
+        # never lets a session pass on the vision checks alone.
+        code = "LLM_INVALID" if judgment.outcome == "llm_invalid" else "LLM_UNAVAILABLE"
         return ([code] if policy.require_llm else []), False
     reasons = []
     llm = {v.action: v.performed for v in judgment.actions}

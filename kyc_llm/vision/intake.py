@@ -68,7 +68,9 @@ def decode_image(data: bytes) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             header = Image.open(io.BytesIO(data))
             fmt, (width, height), mode = header.format, header.size, header.mode
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError):
+    except Image.DecompressionBombError:
+        raise FrameError(f"frame declares more than {MAX_PIXELS} pixels; at most {MAX_PIXELS} are accepted") from None
+    except (UnidentifiedImageError, OSError, ValueError):
         raise FrameError("frame is not a decodable JPEG or PNG image") from None
     if fmt not in _ACCEPTED_FORMATS:
         raise FrameError(f"frame format {fmt} is not accepted (JPEG or PNG only)")

@@ -1,0 +1,107 @@
+"""Decision rules on hand-built evidence: which reasons force which outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kyc_llm.decision import Policy, decide
+from kyc_llm.vision.evidence import ActionEvidence, Signal, VisionEvidence
+from kyc_llm.vision.thresholds import load_thresholds
+
+TH = load_thresholds()
+
+
+def evidence(verdicts: tuple[str, ...] = ("performed", "performed"), face_frames: int = 40,
+             multi: int = 0, **scores: float) -> VisionEvidence:
+    actions = [ActionEvidence(a, i, i + 1.0, v, "m") for i, (a, v) in enumerate(zip(("blink", "smile"), verdicts))]
+    signals = {n: Signal(n, scores.get(n, 0.0)) for n in ("planarity", "screen", "print", "temporal")}
+    return VisionEvidence(40, face_frames, multi, 0, actions, signals, {"low_quality_share": 0.0})
+
+
+@dataclass
+class Verdict:
+    action: str
+    performed: bool | None
+
+
+@dataclass
+class FakeJudgment:
+    outcome: str = "ok"
+    actions: list[Verdict] = field(default_factory=lambda: [Verdict("blink", True), Verdict("smile", True)])
+    spoof: bool = False
+
+    def spoof_suspected(self) -> bool:
+        return self.spoof
+
+
+def test_clean_evidence_passes_without_the_llm_and_says_so() -> None:
+    d = decide(evidence(), TH)
+    assert (d.decision, d.reasons, d.llm_used) == ("pass", [], False)
+    assert "without the LLM" in d.rationale
+
+
+def test_missing_action_fails() -> None:
+    d = decide(evidence(("performed", "not_performed")), TH)
+    assert (d.decision, d.reasons) == ("fail", ["ACTION_MISSING"])
+
+
+def test_unclear_action_goes_to_review() -> None:
+    assert decide(evidence(("unclear", "performed")), TH).decision == "review"
+
+
+def test_no_face_fails_and_hides_action_reasons() -> None:
+    d = decide(evidence(("not_performed", "not_performed"), face_frames=5), TH)
+    assert (d.decision, d.reasons) == ("fail", ["NO_FACE"])
+
+
+def test_multiple_faces_fail() -> None:
+    assert "MULTIPLE_FACES" in decide(evidence(multi=20), TH).reasons
+
+
+def test_attack_signals_fail_or_review_by_score() -> None:
+    assert decide(evidence(screen=0.95), TH).reasons == ["SCREEN_ARTEFACTS"]
+    assert decide(evidence(planarity=1.0), TH).decision == "fail"
+    borderline = decide(evidence(screen=0.6), TH)
+    assert (borderline.decision, borderline.reasons) == ("review", ["SIGNAL_BORDERLINE"])
+    assert borderline.details["borderline_signals"] == ["screen"]
+
+
+def test_unavailable_signal_is_ignored() -> None:
+    ev = evidence()
+    ev.signals["planarity"] = Signal("planarity", 1.0, available=False)
+    assert decide(ev, TH).decision == "pass"
+
+
+def test_llm_agreement_passes_with_the_llm() -> None:
+    d = decide(evidence(), TH, FakeJudgment())
+    assert (d.decision, d.llm_used) == ("pass", True)
+    assert "without the LLM" not in d.rationale
+
+
+def test_llm_disagreement_goes_to_review() -> None:
+    j = FakeJudgment(actions=[Verdict("blink", True), Verdict("smile", False)])
+    assert decide(evidence(), TH, j).reasons == ["LLM_DISAGREES"]
+
+
+def test_llm_spoof_signs_go_to_review() -> None:
+    assert decide(evidence(), TH, FakeJudgment(spoof=True)).reasons == ["LLM_SPOOF_SUSPECTED"]
+
+
+def test_llm_never_rescues_a_cv_failure() -> None:
+    assert decide(evidence(("performed", "not_performed")), TH, FakeJudgment()).decision == "fail"
+
+
+def test_invalid_or_unavailable_llm_by_policy() -> None:
+    for outcome, code in (("llm_invalid", "LLM_INVALID"), ("llm_unavailable", "LLM_UNAVAILABLE")):
+        lenient = decide(evidence(), TH, FakeJudgment(outcome=outcome))
+        assert (lenient.decision, lenient.llm_used) == ("pass", False)
+        strict = decide(evidence(), TH, FakeJudgment(outcome=outcome), Policy(require_llm=True))
+        assert (strict.decision, strict.reasons) == ("review", [code])
+
+
+def test_offline_llm_is_recorded_as_not_used() -> None:
+    d = decide(evidence(), TH, FakeJudgment(outcome="llm_offline"))
+    assert (d.decision, d.llm_used, d.details["llm_outcome"]) == ("pass", False, "llm_offline")
+    assert "without the LLM" in d.rationale
+    strict = decide(evidence(), TH, FakeJudgment(outcome="llm_offline"), Policy(require_llm=True))
+    assert (strict.decision, strict.reasons) == ("review", ["LLM_UNAVAILABLE"])

@@ -1,0 +1,72 @@
+"""The evaluation command: a CI-sized subset of the practice set, metrics against the targets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kyc_llm import evaluate
+from kyc_llm.errors import ConfigError
+from kyc_llm.vision.thresholds import DEFAULT_PATH, load_thresholds
+
+# Two of each kind the targets name, the hardest where there is a choice (a borderless print
+# tilted to fake the turns, swapped turn directions, a borderless screen replay).
+SUBSET = [
+    "live-katiehill-turns", "live-lp_d18-smile-blink", "live-eyeblink-blink1",
+    "attack-katiehill-swapped-turns", "attack-lp_d9-swapped-smile-blink",
+    "attack-fullframe_tilt_elon-left-right-up", "attack-print_tilt_mark-turns-lookup",
+    "attack-fullscreen_katiehill-turns", "attack-screen_replay_lp_d9-smile-blink",
+    "attack-no_face_covered_lens_a-blink-smile",
+]
+
+
+def test_subset_meets_the_targets(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "eval.json"
+    paths = [str(shared_data / "sessions" / f"{s}.json") for s in SUBSET]
+    assert evaluate.main([*paths, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    m = report["metrics"]
+    assert m["n"] == len(SUBSET) and m["errors"] == 0
+    assert m["bpcer"] <= 0.05
+    assert m["apcer"]["wrong_actions"] == 0 and m["apcer"]["print"] == 0 and m["apcer"]["no_face"] == 0
+    assert m["apcer"]["screen_replay"] <= 0.10
+    rows = {r["id"]: r for r in report["sessions"]}
+    assert set(rows) == set(SUBSET)
+    assert all({"id", "truth", "attack", "decision", "reasons"} <= set(r) for r in rows.values())
+    assert "SCREEN_ARTEFACTS" in rows["attack-fullscreen_katiehill-turns"]["reasons"]
+    printed = capsys.readouterr().out
+    assert "BPCER: 0.0% of 3 live" in printed and "APCER worst:" in printed
+
+
+def test_unreadable_sessions_are_reported_not_fatal(shared_data: Path, tmp_path: Path) -> None:
+    good = shared_data / "sessions" / "live-lp_d18-blink.json"
+    (tmp_path / "broken.json").write_text("{not json")
+    missing_video = json.loads(good.read_text()) | {"id": "missing-video", "video": "nope.mp4"}
+    (tmp_path / "missing.json").write_text(json.dumps(missing_video))
+    # A copy elsewhere: its relative video path must be made absolute to stay readable.
+    (tmp_path / "good.json").write_text(good.read_text().replace("../clips", str(shared_data / "clips")))
+    out = tmp_path / "eval.json"
+    assert evaluate.main([str(tmp_path), "--json", str(out)]) == 1
+    report = json.loads(out.read_text())
+    by_id = {r["id"]: r for r in report["sessions"]}
+    assert by_id["broken"]["decision"] == "error" and "cannot read spec" in by_id["broken"]["error"]
+    assert by_id["missing-video"]["decision"] == "error" and "not found" in by_id["missing-video"]["error"]
+    assert by_id["live-lp_d18-blink"]["decision"] == "pass"
+    assert report["metrics"]["n"] == 1 and report["metrics"]["errors"] == 2
+
+
+def test_thresholds_file_is_validated(tmp_path: Path) -> None:
+    text = DEFAULT_PATH.read_text()
+    bad = tmp_path / "t.toml"
+    bad.write_text(text.replace("turn_deg = 12.0", "turn_deg = 12.0\nturn_degrees = 3"))
+    with pytest.raises(ConfigError, match="unknown key.*turn_degrees"):
+        load_thresholds(bad)
+    bad.write_text(text.replace("turn_deg = 12.0", 'turn_deg = "twelve"'))
+    with pytest.raises(ConfigError, match="turn_deg must be a number"):
+        load_thresholds(bad)
+    bad.write_text(text.replace("min_frames = 2 ", "min_frames = 2.5 "))
+    with pytest.raises(ConfigError, match="min_frames"):
+        load_thresholds(bad)
+    assert evaluate.main(["--thresholds", str(tmp_path / "absent.toml"), str(tmp_path)]) == 2

@@ -1,0 +1,128 @@
+"""Frame intake: every bad input is refused with a FrameError, good frames decode."""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from kyc_llm.errors import FrameError
+from kyc_llm.vision import intake
+
+
+def _jpeg(img: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", img)[1].tobytes()
+
+
+def _png(mode: str, size: tuple[int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares its size but holds no pixels: what a decompression bomb looks like."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+
+
+def test_colour_jpeg_decodes_to_bgr() -> None:
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:, :, 2] = 200  # red in BGR
+    out = intake.decode_image(_jpeg(img))
+    assert out.shape == (48, 64, 3) and out.dtype == np.uint8
+    assert out[..., 2].mean() > 150 and out[..., 0].mean() < 50
+
+
+def test_data_url_round_trip() -> None:
+    data = _jpeg(np.full((40, 40, 3), 128, np.uint8))
+    url = "data:image/jpeg;base64," + base64.b64encode(data).decode()
+    assert intake.load_frame(url).shape == (40, 40, 3)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"not an image at all", "not a decodable"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 20, "not a decodable"),  # a JPEG that stops after its marker
+        (_png("RGB", (1, 1)), "at least"),
+        (_png_header_only(20000, 20000), "at most"),
+        (_png("L", (64, 64)), "3-channel"),
+        (_png("RGBA", (64, 64)), "3-channel"),
+        (_png("P", (64, 64)), "3-channel"),
+    ],
+    ids=["empty", "garbage", "truncated-jpeg", "1x1", "20000x20000-header", "grayscale", "rgba", "palette"],
+)
+def test_bad_bytes_raise_frame_error(data: bytes, message: str) -> None:
+    with pytest.raises(FrameError, match=message):
+        intake.decode_image(data)
+
+
+def test_grayscale_jpeg_is_refused() -> None:
+    gray = cv2.imencode(".jpg", np.full((64, 64), 100, np.uint8))[1].tobytes()
+    with pytest.raises(FrameError, match="3-channel"):
+        intake.decode_image(gray)
+
+
+def test_truncated_jpeg_body_is_refused() -> None:
+    data = _jpeg((np.random.default_rng(1).random((120, 160, 3)) * 255).astype(np.uint8))
+    with pytest.raises(FrameError):
+        intake.decode_image(data[: len(data) // 3])
+
+
+def test_oversized_bytes_are_refused_before_decoding() -> None:
+    with pytest.raises(FrameError, match="larger than"):
+        intake.decode_image(b"\xff" * (intake.MAX_BYTES + 1))
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("data:image/gif;base64,R0lGOD", "image/jpeg or image/png"),
+        ("data:image/jpeg;base64,!!!not base64!!!", "base64"),
+        ("https://example.invalid/x.jpg", "data URL"),
+    ],
+)
+def test_bad_data_urls(url: str, message: str) -> None:
+    with pytest.raises(FrameError, match=message):
+        intake.load_frame(url)
+
+
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.zeros((64, 64), np.uint8), "shape"),
+        (np.zeros((64, 64, 4), np.uint8), "shape"),
+        (np.zeros((64, 64, 3), np.float32), "uint8"),
+        (np.zeros((1, 1, 3), np.uint8), "at least"),
+    ],
+    ids=["grayscale", "4-channel", "float", "1x1"],
+)
+def test_bad_arrays(array: np.ndarray, message: str) -> None:
+    with pytest.raises(FrameError, match=message):
+        intake.load_frame(array)
+
+
+def test_large_frames_are_downscaled_for_analysis() -> None:
+    out = intake.load_frame(np.zeros((1080, 1920, 3), np.uint8))
+    assert max(out.shape[:2]) == intake.ANALYSIS_LONG_EDGE
+    assert out.shape[1] / out.shape[0] == pytest.approx(1920 / 1080, rel=0.01)
+
+
+def test_exif_orientation_is_applied() -> None:
+    img = Image.new("RGB", (80, 40), (200, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif)
+    assert intake.decode_image(buf.getvalue()).shape[:2] == (80, 40)

@@ -1,0 +1,101 @@
+"""The vision pipeline on real clips from ../shared/data (skipped when it is absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from kyc_llm.challenge import Step
+from kyc_llm.sessionspec import load_spec, sample_frames
+from kyc_llm.vision.evidence import VisionEvidence
+from kyc_llm.vision.facemesh import FaceMesh
+from kyc_llm.vision.pipeline import SessionAnalyzer, frame_feedback
+from kyc_llm.vision.thresholds import load_thresholds
+
+TH = load_thresholds()
+
+
+def run(shared_data: Path, spec_id: str, challenge: list[Step] | None = None) -> VisionEvidence:
+    spec = load_spec(shared_data / "sessions" / f"{spec_id}.json")
+    with FaceMesh("video") as mesh:
+        analyzer = SessionAnalyzer(mesh, TH)
+        for t, frame in sample_frames(spec):
+            analyzer.add(frame, t)
+        return analyzer.evidence(challenge or spec.challenge)
+
+
+def test_blinks_found_at_the_verified_times(shared_data: Path) -> None:
+    # LABELS.md: eyes closed at session 1.32-1.44 and 2.30-2.42, no other blink.
+    ev = run(shared_data, "live-eyeblink-blink-blink")
+    assert [a.verdict for a in ev.actions] == ["performed", "performed"]
+    assert 1.3 <= ev.actions[0].onset_t <= 1.45
+    assert 2.28 <= ev.actions[1].onset_t <= 2.45
+
+
+def test_turns_found_with_the_right_direction(shared_data: Path) -> None:
+    # LABELS.md: turned to her right (image left) at 1.3-2.3 s, to her left at 6.9-7.5 s.
+    ev = run(shared_data, "live-katiehill-turns")
+    right, left = ev.actions
+    assert (right.action, right.verdict) == ("turn_right", "performed")
+    assert (left.action, left.verdict) == ("turn_left", "performed")
+    assert right.peak_value < right.baseline_value - 10
+    assert left.peak_value > left.baseline_value + 10
+    assert 1.2 <= right.peak_t <= 2.6 and 6.5 <= left.peak_t <= 7.9
+
+
+def test_swapped_directions_are_not_performed(shared_data: Path) -> None:
+    ev = run(shared_data, "live-katiehill-turns",
+             [Step("turn_left", 0.6, 2.6), Step("turn_right", 6.0, 7.9)])
+    assert [a.verdict for a in ev.actions] == ["not_performed", "not_performed"]
+
+
+def test_a_still_photo_shows_no_blink_or_turn(shared_data: Path) -> None:
+    photo = cv2.imread(str(shared_data / "photos" / "ghost_mark.jpg"))
+    assert photo is not None
+    rng = np.random.default_rng(7)
+    with FaceMesh("video") as mesh:
+        analyzer = SessionAnalyzer(mesh, TH)
+        for i in range(40):  # 4 s at 10 fps of the same still, with sensor noise
+            noisy = np.clip(photo.astype(np.int16) + rng.integers(-3, 4, photo.shape), 0, 255).astype(np.uint8)
+            analyzer.add(noisy, i / 10)
+        ev = analyzer.evidence([Step("blink", 0.5, 2.0), Step("turn_left", 2.0, 3.9)])
+    assert ev.face_frames == 40
+    assert [a.verdict for a in ev.actions] == ["not_performed", "not_performed"]
+
+
+def test_planar_motion_flagged_on_a_tilted_print_not_on_a_live_turn(shared_data: Path) -> None:
+    printed = run(shared_data, "attack-print_tilt_granger-turns-lookdown").signals["planarity"]
+    live = run(shared_data, "live-lp_d3-turnleft-mouth").signals["planarity"]
+    assert printed.available and live.available
+    assert printed.score >= TH.attacks.fail_score
+    assert live.score < TH.attacks.review_score
+    assert printed.features["homography_residual"] < live.features["homography_residual"] / 2
+
+
+def test_screen_replay_scores_above_the_live_original(shared_data: Path) -> None:
+    replay = run(shared_data, "attack-screen_replay_lp_d3-turnleft-mouth").signals["screen"]
+    live = run(shared_data, "live-lp_d3-turnleft-mouth").signals["screen"]
+    assert replay.score >= TH.attacks.fail_score > live.score
+
+
+def test_facemesh_finds_one_face_in_a_portrait_and_none_in_a_blank(shared_data: Path) -> None:
+    photo = cv2.imread(str(shared_data / "photos" / "ghost_mark.jpg"))
+    with FaceMesh("image") as mesh:
+        faces = mesh.process(photo)
+        assert len(faces) == 1 and faces[0].shape == (478, 3)
+        h, w = photo.shape[:2]
+        assert (0 <= faces[0][:, 0]).all() and (faces[0][:, 0] < w).all()
+        assert mesh.process(np.full((240, 320, 3), 127, np.uint8)) == []
+        with pytest.raises(ValueError):
+            mesh.process(np.zeros((10, 10), np.uint8))
+
+
+def test_feedback_for_an_empty_frame_says_no_face() -> None:
+    with FaceMesh("image") as mesh:
+        analyzer = SessionAnalyzer(mesh, TH)
+        obs = analyzer.add(np.full((240, 320, 3), 30, np.uint8), 0.0)
+    fb = frame_feedback(obs, TH.quality)
+    assert fb["face_found"] is False and "no_face" in fb["issues"]
