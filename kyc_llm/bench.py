@@ -1,6 +1,7 @@
 """Benchmark of the per-frame path on a real clip.
 
     python -m kyc_llm.bench [--clip FILE] [--frames N] [--json FILE]
+    python -m kyc_llm.bench --llm [...]   (the judgment request: see kyc_llm/llm/bench.py)
 
 In one process: (a) the bare FaceMesh call on decoded frames, and (b) the whole per-frame
 analysis the server runs for an upload (JPEG decode, landmarks, pose, ratios, quality,
@@ -76,6 +77,12 @@ def run(clip: Path, limit: int) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--llm" in argv:
+        from .llm.bench import main as llm_main  # imported only when asked: it loads the LLM layer
+
+        argv.remove("--llm")
+        return llm_main(argv)
     parser = argparse.ArgumentParser(prog="python -m kyc_llm.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="a real face clip (default: %(default)s)")
     parser.add_argument("--frames", type=int, default=200, help="frames to time (default 200)")
