@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
 from . import geometry, quality, texture
@@ -74,15 +73,14 @@ def _largest(faces: list[np.ndarray]) -> np.ndarray:
 def observe(bgr: np.ndarray, t: float, faces: list[np.ndarray]) -> FrameObservation:
     """Measure one frame given the faces FaceMesh found in it."""
     h, w = bgr.shape[:2]
-    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     obs = FrameObservation(t=t, width=w, height=h, n_faces=len(faces),
-                           frame_brightness=quality.frame_brightness(gray))
+                           frame_brightness=quality.frame_brightness(bgr))
     if not faces:
         return obs
     lm = _largest(faces)
     box = geometry.face_box(lm)
     pose = geometry.head_pose(lm)
-    crop = quality.face_crop(gray, box)
+    crop = quality.face_crop(bgr, box)
     nose = (float(lm[geometry.NOSE_TIP, 0]), float(lm[geometry.NOSE_TIP, 1]))
     obs.landmarks = lm
     obs.box = box
@@ -93,8 +91,8 @@ def observe(bgr: np.ndarray, t: float, faces: list[np.ndarray]) -> FrameObservat
     obs.smile = geometry.smile_ratio(lm)
     obs.corner_lift = geometry.mouth_corner_lift(lm)
     obs.face_height = geometry.face_height_ratio(lm)
-    obs.quality = quality.measure(gray, crop, box, lm)
-    obs.texture = texture.measure(bgr, gray, crop, box, nose)
+    obs.quality = quality.measure(bgr.shape, crop, box, lm)
+    obs.texture = texture.measure(bgr, crop, box, nose)
     return obs
 
 

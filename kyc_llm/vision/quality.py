@@ -18,10 +18,10 @@ class Quality:
     outside_fraction: float  # share of landmarks outside the frame (occlusion/cropping hint)
 
 
-def face_crop(gray: np.ndarray, box: tuple[float, float, float, float], size: int = 128) -> np.ndarray:
-    """The face box (clipped to the frame) resized to ``size`` x ``size``."""
+def face_crop(bgr: np.ndarray, box: tuple[float, float, float, float], size: int = 128) -> np.ndarray:
+    """The face box (clipped to the frame) in grey, resized to ``size`` x ``size``."""
     x, y, w, h = box
-    H, W = gray.shape[:2]
+    H, W = bgr.shape[:2]
     x0, y0 = max(int(x), 0), max(int(y), 0)
     x1, y1 = min(int(x + w), W), min(int(y + h), H)
     if x1 - x0 < 8 or y1 - y0 < 8:
@@ -30,15 +30,16 @@ def face_crop(gray: np.ndarray, box: tuple[float, float, float, float], size: in
     # then a bilinear step to the exact size: a tenth of the cost of one fractional INTER_AREA.
     k = max(1, min(x1 - x0, y1 - y0) // size)
     w, h = (x1 - x0) // k * k, (y1 - y0) // k * k
-    face = gray[y0:y0 + h, x0:x0 + w]
+    # Only the face is converted to grey: the rest of the frame is never needed in grey.
+    face = cv2.cvtColor(bgr[y0:y0 + h, x0:x0 + w], cv2.COLOR_BGR2GRAY)
     if k > 1:
         face = cv2.resize(face, (w // k, h // k), interpolation=cv2.INTER_AREA)
     return cv2.resize(face, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
-def measure(gray: np.ndarray, crop128: np.ndarray, box: tuple[float, float, float, float],
+def measure(shape: tuple[int, ...], crop128: np.ndarray, box: tuple[float, float, float, float],
             landmarks: np.ndarray) -> Quality:
-    H, W = gray.shape[:2]
+    H, W = shape[:2]
     x, y, w, h = box
     cx, cy = x + w / 2, y + h / 2
     centre_offset = float(np.hypot((cx - W / 2) / (W / 2), (cy - H / 2) / (H / 2)))
@@ -53,6 +54,6 @@ def measure(gray: np.ndarray, crop128: np.ndarray, box: tuple[float, float, floa
     )
 
 
-def frame_brightness(gray: np.ndarray) -> float:
-    """Mean grey level of the whole frame (used when no face is found: dark room, covered lens)."""
-    return float(gray[::4, ::4].mean())
+def frame_brightness(bgr: np.ndarray) -> float:
+    """Mean level of the whole frame (used when no face is found: dark room, covered lens)."""
+    return float(bgr[::4, ::4].mean())

@@ -99,14 +99,14 @@ def patch_origin(shape: tuple[int, ...], centre: tuple[float, float]) -> tuple[i
     return x0, y0
 
 
-def measure(bgr: np.ndarray, gray: np.ndarray, crop128: np.ndarray, box: tuple[float, float, float, float],
+def measure(bgr: np.ndarray, crop128: np.ndarray, box: tuple[float, float, float, float],
             centre: tuple[float, float]) -> Texture:
     """Texture features of one face. ``crop128`` is the grey face box at 128 px."""
-    entropy, flat = lbp_stats(crop128)
+    entropy, flat = lbp_stats(crop128[::2, ::2])  # 64 px: micro-texture statistics, a quarter of the cost
     x, y, w, h = (int(v) for v in box)
-    H, W = gray.shape[:2]
+    H, W = bgr.shape[:2]
     hf_ratio = moire_luma = moire_chroma = 0.0
-    origin = patch_origin(gray.shape, centre)
+    origin = patch_origin(bgr.shape, centre)
     if origin is not None:
         px, py = origin
         ycc_patch = cv2.cvtColor(bgr[py:py + _PATCH, px:px + _PATCH], cv2.COLOR_BGR2YCrCb)
