@@ -4,7 +4,7 @@ The vision evidence is always an input; the LLM judgment joins as one more input
 is one (``judgment=None`` is the CV-only decision the evaluation command measures). Rules:
 
 - fail on clear attack evidence: no usable face, several faces, an action missing or out of
-  order, or a planarity, screen or print signal at or above ``fail_score``;
+  order, or a planarity, screen, print or stillness signal at or above ``fail_score``;
 - review when something is borderline: an action unclear, a signal in the review band, too
   many poor frames, or (with an LLM) disagreement, an invalid answer, or spoof signs;
 - pass only when nothing above applies (and, with an LLM, it agrees).
@@ -27,10 +27,12 @@ REASONS: dict[str, tuple[str, str]] = {
     "PLANAR_MOTION": ("fail", "the face moved like a flat sheet (photo or screen), not a head"),
     "SCREEN_ARTEFACTS": ("fail", "display pixel-grid artefacts on the face"),
     "PRINT_ARTEFACTS": ("fail", "the face lacks the colour of live skin (printed photo)"),
+    "FROZEN_FACE": ("fail", "the face stays still between frames like a photo, not a live person"),
     # Temporal cues are weak evidence (see thresholds.toml): a human looks, nobody is failed.
     "DEEPFAKE_SUSPECTED": ("review", "face geometry or motion is unstable in ways a real face is not"),
     "ACTION_UNCLEAR": ("review", "an action could not be verified with confidence"),
     "LOW_QUALITY": ("review", "too many frames were dark, blurred, small or off-centre"),
+    "SCREEN_UNCHECKED": ("review", "too few lossless texture patches to check for a screen"),
     "SIGNAL_BORDERLINE": ("review", "an attack signal is borderline"),
     "LLM_DISAGREES": ("review", "the LLM judge and the vision checks disagree"),
     "LLM_SPOOF_SUSPECTED": ("review", "the LLM judge saw signs of a screen, print, mask or synthetic face"),
@@ -42,6 +44,7 @@ _SIGNAL_REASONS = {
     "planarity": "PLANAR_MOTION",
     "screen": "SCREEN_ARTEFACTS",
     "print": "PRINT_ARTEFACTS",
+    "stillness": "FROZEN_FACE",
     "temporal": "DEEPFAKE_SUSPECTED",
 }
 
@@ -99,6 +102,8 @@ def vision_reasons(ev: VisionEvidence, th: Thresholds) -> tuple[list[str], dict[
                 reasons.append("ACTION_UNCLEAR")
         for name, sig in ev.signals.items():
             if not sig.available:
+                if name == "screen" and ev.face_frames:
+                    reasons.append("SCREEN_UNCHECKED")  # a check that could not run is no pass
                 continue
             if sig.score >= th.attacks.fail_score:
                 reasons.append(_SIGNAL_REASONS[name])

@@ -3,9 +3,10 @@
     python -m kyc_llm.evaluate PATH [PATH ...] [--json FILE] [--jobs N] [--thresholds FILE]
 
 Each PATH is a session spec or a folder of them (format: ../shared/data/README.md). Frames
-are sampled at the spec's fps between start_s and end_s and fed, with their timestamps and
-the challenge, through ``SessionAnalyzer`` and ``decide`` exactly as the server does (the
-LLM judge off). A session whose spec or video cannot be read is reported as an error and
+are sampled at the spec's fps between start_s and end_s, encoded as the webcam page uploads
+them (JPEG, and a lossless texture patch every few frames: ``kyc_llm.upload``), and fed with
+their timestamps and the challenge through ``SessionAnalyzer`` and ``decide`` as the server
+does (the LLM judge off). ``--raw`` feeds the decoded frames instead. A session whose spec or video cannot be read is reported as an error and
 left out of the metrics; the run goes on.
 """
 
@@ -23,6 +24,7 @@ from typing import Any, Sequence
 from .decision import decide
 from .errors import KycError
 from .sessionspec import ATTACKS, find_specs, load_spec, sample_frames
+from .upload import JPEG_QUALITY, PageEmulator
 from .vision.facemesh import FaceMesh
 from .vision.pipeline import SessionAnalyzer
 from .vision.thresholds import Thresholds, load_thresholds
@@ -52,23 +54,38 @@ class SessionResult:
         return out
 
 
-def run_session(path: Path, thresholds: Thresholds) -> SessionResult:
-    """Evaluate one spec file; every failure to read it becomes an ``error`` result."""
+def run_session(path: Path, thresholds: Thresholds, page: PageEmulator | None = None) -> SessionResult:
+    """Evaluate one spec file; every failure to read it becomes an ``error`` result.
+
+    With ``page`` the frames are uploaded as the webcam page would send them (JPEG plus
+    lossless patches); without it the decoded video frames are fed as they are.
+    """
     started = time.perf_counter()
     try:
         spec = load_spec(path)
     except KycError as exc:
         return SessionResult(path.stem, None, None, "error", error=exc.message)
+    except Exception as exc:  # e.g. an unreadable folder entry: reported, never fatal
+        return SessionResult(path.stem, None, None, "error", error=f"{type(exc).__name__}: {exc}")
     try:
         with FaceMesh("video") as mesh:
             analyzer = SessionAnalyzer(mesh, thresholds)
-            for t, frame in sample_frames(spec):
-                analyzer.add(frame, t)
+            nose = None
+            for k, (t, frame) in enumerate(sample_frames(spec)):
+                if page is None:
+                    analyzer.add(frame, t)
+                    continue
+                jpeg, patch = page.encode(frame, k, nose)
+                obs = analyzer.add(jpeg, t, patch)
+                if obs.has_face:  # the server's feedback tells the page where the face is
+                    nose = obs.landmarks[1, :2] / obs.scale
             if not analyzer.observations:
                 raise KycError(f"{spec.id}: no frames could be read from {spec.video}")
             evidence = analyzer.evidence(spec.challenge)
     except KycError as exc:
         return SessionResult(spec.id, spec.truth, spec.attack, "error", error=exc.message)
+    except Exception as exc:  # one broken session never ends the run: report it and go on
+        return SessionResult(spec.id, spec.truth, spec.attack, "error", error=f"{type(exc).__name__}: {exc}")
     decision = decide(evidence, thresholds)
     return SessionResult(spec.id, spec.truth, spec.attack, decision.decision, decision.reasons,
                          seconds=time.perf_counter() - started, evidence=evidence.as_dict())
@@ -100,9 +117,10 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
-def _run_one(args: tuple[Path, str | None]) -> SessionResult:
-    path, thresholds_path = args
-    return run_session(path, load_thresholds(thresholds_path))
+def _run_one(args: tuple[Path, str | None, int | None]) -> SessionResult:
+    path, thresholds_path, jpeg_quality = args
+    page = PageEmulator(jpeg_quality) if jpeg_quality else None
+    return run_session(path, load_thresholds(thresholds_path), page)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,6 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="write sessions and metrics as JSON")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--thresholds", metavar="FILE", help="thresholds TOML (default: the calibrated one)")
+    parser.add_argument("--jpeg-quality", type=int, default=JPEG_QUALITY, metavar="Q",
+                        help="upload frames as the page does: JPEG at quality Q plus lossless patches "
+                             "(default %(default)s, the page's)")
+    parser.add_argument("--raw", action="store_true",
+                        help="feed the decoded video frames as they are, with no upload encoding")
     args = parser.parse_args(argv)
     try:
         load_thresholds(args.thresholds)  # refuse a bad thresholds file before any work
@@ -122,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: no session specs found", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    jobs = [(p, args.thresholds) for p in specs]
+    jobs = [(p, args.thresholds, None if args.raw else args.jpeg_quality) for p in specs]
     if args.jobs > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             results = list(pool.map(_run_one, jobs))

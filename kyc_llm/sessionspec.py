@@ -7,6 +7,7 @@ that is the session, the rate a client would upload at, the challenge and the gr
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -18,6 +19,7 @@ from .challenge import Step, parse_challenge
 from .errors import ChallengeError, SpecError
 
 TRUTHS = ("live", "attack")
+MAX_SESSION_S = 600.0  # a verification session is seconds long; this bounds what a spec can ask
 ATTACKS = ("wrong_actions", "print", "screen_replay", "deepfake", "no_face")
 
 
@@ -51,8 +53,12 @@ def load_spec(path: str | Path) -> SessionSpec:
         truth, attack = raw["truth"], raw.get("attack")
     except (KeyError, TypeError, ValueError) as exc:
         raise SpecError(f"{path}: missing or malformed field: {exc}") from None
+    if not all(math.isfinite(v) for v in (start_s, end_s, fps)):
+        raise SpecError(f"{path}: start_s, end_s and fps must be finite numbers")
     if not (0 <= start_s < end_s) or not (0 < fps <= 60):
         raise SpecError(f"{path}: need 0 <= start_s < end_s and 0 < fps <= 60")
+    if end_s - start_s > MAX_SESSION_S:
+        raise SpecError(f"{path}: a session is at most {MAX_SESSION_S:g} s long")
     if truth not in TRUTHS:
         raise SpecError(f"{path}: truth must be one of {TRUTHS}, not {truth!r}")
     if truth == "attack" and attack not in ATTACKS:
@@ -63,6 +69,9 @@ def load_spec(path: str | Path) -> SessionSpec:
         challenge = parse_challenge(raw.get("challenge", ()))
     except ChallengeError as exc:
         raise SpecError(f"{path}: {exc}") from None
+    if challenge[-1].end_s > end_s - start_s + 1e-6:
+        raise SpecError(f"{path}: the challenge ends at {challenge[-1].end_s:g} s, after the session "
+                        f"({end_s - start_s:g} s)")
     return SessionSpec(
         id=spec_id, path=path, video=video, start_s=start_s, end_s=end_s, fps=fps,
         challenge=challenge, truth=truth, attack=attack if truth == "attack" else None,
@@ -100,7 +109,10 @@ def sample_frames(spec: SessionSpec) -> Iterator[tuple[float, np.ndarray]]:
         for k, target in enumerate(wanted):
             while index < target:
                 if not cap.grab():
-                    return  # video shorter than the spec says: stop at its end
+                    if k < len(wanted) - 1:  # more than the last sample missing
+                        raise SpecError(f"{spec.id}: video {spec.video.name} ends at {index / video_fps:.2f} s, "
+                                        f"before the session's end at {spec.end_s:g} s")
+                    return
                 index += 1
                 frame = None
             if frame is None:

@@ -14,7 +14,7 @@ TH = load_thresholds()
 def evidence(verdicts: tuple[str, ...] = ("performed", "performed"), face_frames: int = 40,
              multi: int = 0, **scores: float) -> VisionEvidence:
     actions = [ActionEvidence(a, i, i + 1.0, v, "m") for i, (a, v) in enumerate(zip(("blink", "smile"), verdicts))]
-    signals = {n: Signal(n, scores.get(n, 0.0)) for n in ("planarity", "screen", "print", "temporal")}
+    signals = {n: Signal(n, scores.get(n, 0.0)) for n in ("planarity", "screen", "print", "stillness", "temporal")}
     return VisionEvidence(40, face_frames, multi, 0, actions, signals, {"low_quality_share": 0.0})
 
 

@@ -66,7 +66,49 @@ def test_thresholds_file_is_validated(tmp_path: Path) -> None:
     bad.write_text(text.replace("turn_deg = 12.0", 'turn_deg = "twelve"'))
     with pytest.raises(ConfigError, match="turn_deg must be a number"):
         load_thresholds(bad)
-    bad.write_text(text.replace("min_frames = 2 ", "min_frames = 2.5 "))
-    with pytest.raises(ConfigError, match="min_frames"):
+    bad.write_text(text.replace("baseline_min_frames = 3 ", "baseline_min_frames = 2.5 "))
+    with pytest.raises(ConfigError, match="baseline_min_frames"):
         load_thresholds(bad)
+    for good, broken, message in [
+        ("fail_score = 0.8 ", "fail_score = nan ", "finite"),
+        ("turn_deg = 12.0", "turn_deg = -inf", "finite"),
+        ("review_score = 0.5 ", "review_score = 0.9 ", "review_score must be below fail_score"),
+        ("min_face_share = 0.5 ", "min_face_share = 5.0 ", "at most 1"),
+        ("baseline_min_frames = 3 ", "baseline_min_frames = 0 ", "at least 1"),
+    ]:
+        assert good in text
+        bad.write_text(text.replace(good, broken))
+        with pytest.raises(ConfigError, match=message):
+            load_thresholds(bad)
     assert evaluate.main(["--thresholds", str(tmp_path / "absent.toml"), str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"end_s": float("inf")}, "finite"),
+        ({"end_s": 1e7}, "at most"),
+        ({"challenge": [{"action": "blink", "start_s": 50, "end_s": 60}]}, "after the session"),
+        ({"challenge": [{"action": "wink", "start_s": 0.5, "end_s": 1.0}]}, "unknown action"),
+        ({"truth": "maybe"}, "truth must be"),
+    ],
+    ids=["infinite", "huge", "window-after-end", "unknown-action", "bad-truth"],
+)
+def test_bad_specs_are_refused_with_a_reason(tmp_path: Path, change: dict, message: str) -> None:
+    from kyc_llm.errors import SpecError
+    from kyc_llm.sessionspec import load_spec
+
+    spec = {"id": "x", "video": "v.mp4", "start_s": 0.0, "end_s": 3.0, "fps": 10,
+            "challenge": [{"action": "blink", "start_s": 0.5, "end_s": 2.0}], "truth": "live", "attack": None}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(spec | change).replace("Infinity", "1e999"))
+    with pytest.raises(SpecError, match=message):
+        load_spec(path)
+
+
+def test_video_shorter_than_the_session_is_an_error(shared_data: Path, tmp_path: Path) -> None:
+    spec = json.loads((shared_data / "sessions" / "live-lp_d0-smile-blink.json").read_text())
+    spec |= {"id": "too-long", "video": str(shared_data / "clips/live/lp_d0.mp4"), "end_s": 9.0}
+    (tmp_path / "long.json").write_text(json.dumps(spec))
+    result = evaluate.run_session(tmp_path / "long.json", load_thresholds())
+    assert result.decision == "error" and "ends at" in result.error

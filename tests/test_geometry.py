@@ -65,6 +65,16 @@ def test_pitch_up_is_positive(pitch: float) -> None:
     assert np.sign(face(pitch_deg=pitch)[g.NOSE_TIP, 1] - face()[g.NOSE_TIP, 1]) == -np.sign(pitch)
 
 
+def test_roll_is_positive_when_the_eye_line_rises_to_the_right() -> None:
+    lm = face()
+    centre = lm[:, :2].mean(axis=0)
+    a = np.radians(-10)  # image y points down: a negative angle turns counter-clockwise on screen
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    lm[:, :2] = (lm[:, :2] - centre) @ rot.T + centre
+    assert lm[g.L_EYE_OUTER, 1] < lm[g.R_EYE_OUTER, 1]  # the subject's left eye (image right) is higher
+    assert g.head_pose(lm).roll == pytest.approx(10, abs=0.5)
+
+
 def test_eye_aspect_ratio_falls_when_eyes_close() -> None:
     open_ear = g.eye_aspect_ratio(face(eye_open_px=9), g.L_EYE_EAR)
     closed_ear = g.eye_aspect_ratio(face(eye_open_px=1), g.L_EYE_EAR)

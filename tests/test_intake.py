@@ -119,10 +119,73 @@ def test_large_frames_are_downscaled_for_analysis() -> None:
     assert out.shape[1] / out.shape[0] == pytest.approx(1920 / 1080, rel=0.01)
 
 
-def test_exif_orientation_is_applied() -> None:
-    img = Image.new("RGB", (80, 40), (200, 0, 0))
+@pytest.mark.parametrize("orientation, red_on_top", [(6, True), (8, False)])
+def test_exif_orientation_is_applied(orientation: int, red_on_top: bool) -> None:
+    img = Image.new("RGB", (80, 40), (0, 0, 200))
+    img.paste((200, 0, 0), (0, 0, 40, 40))  # left half red
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    exif[0x0112] = orientation  # 6: rotate clockwise to display; 8: counter-clockwise
     buf = io.BytesIO()
     img.save(buf, format="JPEG", exif=exif)
-    assert intake.decode_image(buf.getvalue()).shape[:2] == (80, 40)
+    out = intake.decode_image(buf.getvalue())
+    assert out.shape[:2] == (80, 40)
+    top_is_red = out[:30, :, 2].mean() > out[:30, :, 0].mean()  # BGR: index 2 is red
+    assert top_is_red == red_on_top
+
+
+def _pil_bytes(img: Image.Image, fmt: str, **options: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (_pil_bytes(Image.new("RGB", (64, 64), (9, 90, 200)), "JPEG", progressive=True), "baseline only"),
+        (_pil_bytes(Image.new("CMYK", (64, 64)), "JPEG"), "3-channel"),
+        (_pil_bytes(Image.new("I;16", (64, 64)), "PNG"), "3-channel|8-bit"),
+        (_png_header_only(5000, 5000), "at most"),  # under Pillow's own bomb limit: ours must act
+        (_png_header_only(4000, 40), "differ by at most"),
+        (_pil_bytes(Image.new("RGB", (64, 64)), "GIF"), "not a decodable"),
+        (_pil_bytes(Image.new("RGB", (64, 64)), "BMP"), "not a decodable"),
+    ],
+    ids=["progressive-jpeg", "cmyk-jpeg", "16-bit-png", "5000x5000-header", "thin-strip", "gif", "bmp"],
+)
+def test_formats_and_layouts_a_browser_never_sends(data: bytes, message: str) -> None:
+    with pytest.raises(FrameError, match=message):
+        intake.decode_image(data)
+
+
+def test_jpeg_with_extra_scans_is_refused() -> None:
+    data = _jpeg(np.full((64, 64, 3), 90, np.uint8))
+    end = data.rindex(b"\xff\xd9")
+    scan = data[data.index(b"\xff\xda"):end]
+    with pytest.raises(FrameError, match="too many scans"):
+        intake.decode_image(data[:end] + scan * 5 + b"\xff\xd9")
+
+
+def _png_of(img: np.ndarray) -> bytes:
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+def test_patch_is_lossless_and_keeps_its_position() -> None:
+    crop = (np.random.default_rng(3).random((128, 128, 3)) * 255).astype(np.uint8)
+    patch = intake.load_patch(_png_of(crop), 40, 60)
+    assert (patch.x, patch.y) == (40, 60) and np.array_equal(patch.pixels, crop)
+    assert patch.fits(168, 188) and not patch.fits(167, 188)
+
+
+@pytest.mark.parametrize(
+    "data, xy, message",
+    [
+        (_jpeg(np.zeros((128, 128, 3), np.uint8)), (0, 0), "PNG"),
+        (_png_of(np.zeros((64, 64, 3), np.uint8)), (0, 0), "96 to 512"),
+        (_png_of(np.zeros((128, 128, 3), np.uint8)), (-1, 0), "non-negative"),
+        (_png_of(np.zeros((128, 128, 3), np.uint8)), (1.5, 0), "non-negative"),
+    ],
+    ids=["jpeg", "too-small", "negative", "float"],
+)
+def test_bad_patches(data: bytes, xy: tuple, message: str) -> None:
+    with pytest.raises(FrameError, match=message):
+        intake.load_patch(data, *xy)

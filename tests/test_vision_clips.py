@@ -10,6 +10,7 @@ import pytest
 
 from kyc_llm.challenge import Step
 from kyc_llm.sessionspec import load_spec, sample_frames
+from kyc_llm.upload import PageEmulator
 from kyc_llm.vision.evidence import VisionEvidence
 from kyc_llm.vision.facemesh import FaceMesh
 from kyc_llm.vision.pipeline import SessionAnalyzer, frame_feedback
@@ -19,11 +20,15 @@ TH = load_thresholds()
 
 
 def run(shared_data: Path, spec_id: str, challenge: list[Step] | None = None) -> VisionEvidence:
+    """The session's frames uploaded as the page sends them (JPEG + lossless patches)."""
     spec = load_spec(shared_data / "sessions" / f"{spec_id}.json")
+    page, nose = PageEmulator(), None
     with FaceMesh("video") as mesh:
         analyzer = SessionAnalyzer(mesh, TH)
-        for t, frame in sample_frames(spec):
-            analyzer.add(frame, t)
+        for k, (t, frame) in enumerate(sample_frames(spec)):
+            jpeg, patch = page.encode(frame, k, nose)
+            obs = analyzer.add(jpeg, t, patch)
+            nose = frame_feedback(obs, TH.quality)["nose"] or nose
         return analyzer.evidence(challenge or spec.challenge)
 
 
@@ -78,7 +83,20 @@ def test_planar_motion_flagged_on_a_tilted_print_not_on_a_live_turn(shared_data:
 def test_screen_replay_scores_above_the_live_original(shared_data: Path) -> None:
     replay = run(shared_data, "attack-screen_replay_lp_d3-turnleft-mouth").signals["screen"]
     live = run(shared_data, "live-lp_d3-turnleft-mouth").signals["screen"]
+    assert replay.available and live.available
     assert replay.score >= TH.attacks.fail_score > live.score
+
+
+def test_screen_cue_needs_the_lossless_patches(shared_data: Path) -> None:
+    # The same replay uploaded as JPEG only: the check cannot run, and says so.
+    spec = load_spec(shared_data / "sessions" / "attack-screen_replay_lp_d3-turnleft-mouth.json")
+    page = PageEmulator(patch_every=0)
+    with FaceMesh("video") as mesh:
+        analyzer = SessionAnalyzer(mesh, TH)
+        for k, (t, frame) in enumerate(sample_frames(spec)):
+            analyzer.add(page.encode(frame, k, None)[0], t)
+        signal = analyzer.evidence(spec.challenge).signals["screen"]
+    assert not signal.available and signal.features["lossless_patches"] == 0
 
 
 def test_facemesh_finds_one_face_in_a_portrait_and_none_in_a_blank(shared_data: Path) -> None:
@@ -99,3 +117,45 @@ def test_feedback_for_an_empty_frame_says_no_face() -> None:
         obs = analyzer.add(np.full((240, 320, 3), 30, np.uint8), 0.0)
     fb = frame_feedback(obs, TH.quality)
     assert fb["face_found"] is False and "no_face" in fb["issues"]
+
+
+def test_landmark_fast_path_matches_the_proto_fields(shared_data: Path) -> None:
+    from kyc_llm.vision.facemesh import landmarks_array
+
+    photo = cv2.imread(str(shared_data / "photos" / "ghost_mark.jpg"))
+    h, w = photo.shape[:2]
+    with FaceMesh("image") as mesh:
+        face = mesh.detect(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB)).multi_face_landmarks[0]
+    slow = np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark], np.float32)
+    assert np.allclose(landmarks_array(face, w, h), slow, atol=1e-3)
+
+
+def test_a_slideshow_of_stills_faking_the_turns_fails(shared_data: Path) -> None:
+    """Three stills of a real person (frontal, turned right, turned left) held in turn, as an
+    attacker with photos would: each still is a real 3D pose, but the face never moves."""
+    from kyc_llm.decision import decide
+
+    cap = cv2.VideoCapture(str(shared_data / "clips/live/sadtalker_hdtf_katiehill.mp4"))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+
+    def grab(t: float) -> np.ndarray:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(round(t * fps)))
+        ok, frame = cap.read()
+        assert ok
+        return frame
+
+    front, right, left = grab(0.3), grab(1.8), grab(7.2)
+    cap.release()
+    plan = [(0.0, 1.3, front), (1.3, 2.4, right), (2.4, 6.6, front), (6.6, 7.5, left), (7.5, 8.0, front)]
+    rng, page, nose = np.random.default_rng(0), PageEmulator(), None
+    with FaceMesh("video") as mesh:
+        analyzer = SessionAnalyzer(mesh, TH)
+        for k in range(80):
+            still = next(img for t0, t1, img in plan if t0 <= k / 10 < t1)
+            noisy = np.clip(still.astype(np.int16) + rng.integers(-3, 4, still.shape), 0, 255).astype(np.uint8)
+            jpeg, patch = page.encode(noisy, k, nose)
+            nose = frame_feedback(analyzer.add(jpeg, k / 10, patch), TH.quality)["nose"] or nose
+        ev = analyzer.evidence([Step("turn_right", 0.6, 2.6), Step("turn_left", 6.0, 7.9)])
+    assert [a.verdict for a in ev.actions] == ["performed", "performed"]  # the poses alone fool the action check
+    decision = decide(ev, TH)
+    assert decision.decision == "fail" and "FROZEN_FACE" in decision.reasons

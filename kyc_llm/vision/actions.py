@@ -11,15 +11,16 @@ not matter, only the change does:
 - open_mouth: the inner-lip gap over mouth width rises above an absolute floor as well;
 - smile: the mouth widens relative to the eyes.
 
-A step is ``performed`` when the change reaches its threshold on enough frames inside the
-window, starting inside the window; ``unclear`` when the face is missing for much of the
-window or the change is borderline; ``not_performed`` otherwise. The windows of a challenge
-do not overlap, so an action that happens in another step's window is out of order.
+A step is ``performed`` when the change reaches its threshold on consecutive frames inside
+the window for ``min_hold_s``, starting inside the window; ``unclear`` when the face is
+missing for much of the window, the change is borderline, or the head was not frontal at
+the start; ``not_performed`` otherwise. The windows of a challenge do not overlap, so an
+action that happens in another step's window is out of order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -71,38 +72,65 @@ def baseline_indexes(obs: Sequence[FrameObservation], challenge: Sequence[Step],
 
 def verify_actions(obs: Sequence[FrameObservation], challenge: Sequence[Step],
                    th: ActionThresholds) -> list[ActionEvidence]:
-    """One ``ActionEvidence`` per step, in challenge order."""
-    base_idx = baseline_indexes(obs, challenge, th.baseline_min_frames)
-    times = np.array([o.t for o in obs])
-    results: list[ActionEvidence] = []
-    prev_onset = -np.inf
-    for step in challenge:
-        m = _MEASURES[step.action]
-        values = _values(obs, m.read)
-        base = _baseline(step.action, values, base_idx, th)
-        in_win = np.flatnonzero((times >= step.start_s) & (times < step.end_s + th.grace_s))
-        ev = ActionEvidence(action=step.action, start_s=step.start_s, end_s=step.end_s,
-                            verdict="unclear", measure=m.name, baseline_value=base)
-        seen = in_win[np.isfinite(values[in_win])]
-        if base is None or len(in_win) == 0 or len(seen) < th.min_face_share * len(in_win):
-            ev.note = "face not visible for enough of the window"
-            results.append(ev)
+    """One ``ActionEvidence`` per step, in challenge order.
+
+    A step not performed in its own window but performed in another step's window is marked
+    ``in_order=False`` (the sequence was done out of order). Blinks are left out of that
+    search: people blink every few seconds, so a blink elsewhere shows nothing about order.
+    """
+    ctx = _Context(obs, challenge, th)
+    results = [ctx.verify(step) for step in challenge]
+    for i, (step, ev) in enumerate(zip(challenge, results)):
+        if ev.verdict != "not_performed" or step.action == "blink":
             continue
-        if step.action == "blink":
-            _judge_blink(ev, obs, values, base, seen, th)
-        else:
-            _judge_sustained(ev, obs, values, base, seen, times, step, m.sign, th)
-        if ev.verdict == "performed" and ev.onset_t is not None:
-            if ev.onset_t < prev_onset:
-                ev.verdict, ev.in_order = "not_performed", False
-                ev.note = "performed before the previous action"
-            prev_onset = ev.onset_t
-        results.append(ev)
+        for j, other in enumerate(challenge):
+            if j != i and ctx.verify(replace(step, start_s=other.start_s, end_s=other.end_s)).verdict == "performed":
+                ev.in_order = False
+                ev.note = f"performed in the window of step {j + 1} ({other.action}) instead"
+                break
     return results
 
 
-def _baseline(action: str, values: np.ndarray, base_idx: list[int], th: ActionThresholds) -> float | None:
-    """The subject's neutral value of the action's measure."""
+class _Context:
+    """What every step of one session shares: the frames, their times and the baseline."""
+
+    def __init__(self, obs: Sequence[FrameObservation], challenge: Sequence[Step], th: ActionThresholds) -> None:
+        self.obs, self.th = obs, th
+        self.times = np.array([o.t for o in obs])
+        self.base_idx = baseline_indexes(obs, challenge, th.baseline_min_frames)
+        self.run_frames = max(2, int(np.ceil(th.min_hold_s * _fps(obs) - 1e-6)))
+
+    def verify(self, step: Step) -> ActionEvidence:
+        m = _MEASURES[step.action]
+        values = _values(self.obs, m.read)
+        base = _baseline(step.action, values, self.base_idx)
+        ev = ActionEvidence(action=step.action, start_s=step.start_s, end_s=step.end_s,
+                            verdict="unclear", measure=m.name, baseline_value=base)
+        in_win = np.flatnonzero((self.times >= step.start_s) & (self.times < step.end_s + self.th.grace_s))
+        if len(in_win) == 0:
+            # No frame at all while the prompt was shown: nothing shows the action.
+            ev.verdict, ev.note = "not_performed", "no frames during the window"
+            return ev
+        seen = in_win[np.isfinite(values[in_win])]
+        if base is None or len(seen) < self.th.min_face_share * len(in_win):
+            ev.note = "face not visible for enough of the window"
+            return ev
+        if step.action == "blink":
+            _judge_blink(ev, self.obs, values, base, seen, self.th)
+        else:
+            _judge_sustained(ev, self, values, base, seen, step, m.sign)
+            if (ev.verdict == "not_performed" and step.action in _POSE_ACTIONS
+                    and abs(base) > self.th.max_neutral_deg):
+                # Judged against a head that was not frontal to begin with: a human looks.
+                ev.verdict, ev.note = "unclear", "head not frontal before the first prompt"
+        return ev
+
+
+_POSE_ACTIONS = ("turn_left", "turn_right", "look_up", "look_down")
+
+
+def _baseline(action: str, values: np.ndarray, base_idx: list[int]) -> float | None:
+    """The subject's neutral value of the action's measure (None when there is none)."""
     if action == "blink":
         # Eyes are open most of the time: an upper percentile of the whole session is the
         # open-eye level, robust to a wink or a blink among the first frames.
@@ -110,14 +138,7 @@ def _baseline(action: str, values: np.ndarray, base_idx: list[int], th: ActionTh
         return float(np.percentile(seen, 75)) if len(seen) else None
     base = values[base_idx] if base_idx else np.array([])
     base = base[np.isfinite(base)]
-    if not len(base):
-        return None
-    value = float(np.median(base))
-    if action in ("turn_left", "turn_right", "look_up", "look_down"):
-        # A head held far from frontal is not neutral: a camera beside the screen explains
-        # a few degrees, not thirty.
-        value = float(np.clip(value, -th.max_neutral_deg, th.max_neutral_deg))
-    return value
+    return float(np.median(base)) if len(base) else None
 
 
 def _threshold(action: str, th: ActionThresholds) -> float:
@@ -128,9 +149,20 @@ def _threshold(action: str, th: ActionThresholds) -> float:
     }[action]
 
 
-def _judge_sustained(ev: ActionEvidence, obs: Sequence[FrameObservation], values: np.ndarray, base: float,
-                     seen: np.ndarray, times: np.ndarray, step: Step, sign: int, th: ActionThresholds) -> None:
-    """Head movements, mouth opening and smiles: the change must hold for a few frames."""
+def _longest_run(indexes: np.ndarray) -> np.ndarray:
+    """The longest run of consecutive frame indexes in a sorted index array."""
+    if len(indexes) == 0:
+        return indexes
+    breaks = np.flatnonzero(np.diff(indexes) != 1) + 1
+    runs = np.split(indexes, breaks)
+    return max(runs, key=len)
+
+
+def _judge_sustained(ev: ActionEvidence, ctx: _Context, values: np.ndarray, base: float,
+                     seen: np.ndarray, step: Step, sign: int) -> None:
+    """Head movements, mouth opening and smiles: the change must hold on consecutive frames
+    for ``min_hold_s``; isolated frames (tracking glitches, a word spoken) do not count."""
+    th, obs = ctx.th, ctx.obs
     need = _threshold(step.action, th)
     if step.action == "smile":
         need = need * base  # relative widening of the mouth
@@ -141,17 +173,19 @@ def _judge_sustained(ev: ActionEvidence, obs: Sequence[FrameObservation], values
     hits = seen[change >= need]
     if step.action == "open_mouth":
         hits = hits[values[hits] >= th.mouth_open_min]
+    run = _longest_run(hits)
     # The movement must start inside the window: just before the prompt the subject must not
     # already hold it (a pose kept from earlier is not a response to this prompt).
+    times = ctx.times
     before = np.flatnonzero((times < step.start_s) & (times >= step.start_s - th.lead_s) & np.isfinite(values))
     already = len(before) > 0 and float(np.median(sign * (values[before] - base))) >= need
-    if len(hits) >= th.min_frames and not already:
+    if len(run) >= ctx.run_frames and not already:
         ev.verdict = "performed"
-        ev.frame_indexes = [int(i) for i in hits]
-        ev.onset_t = obs[int(hits[0])].t
+        ev.frame_indexes = [int(i) for i in run]
+        ev.onset_t = obs[int(run[0])].t
     elif change[k] >= th.unclear_fraction * need and not already:
         ev.verdict = "unclear"
-        ev.note = "movement smaller than required"
+        ev.note = "movement smaller or shorter than required"
     else:
         ev.verdict = "not_performed"
         if already:
@@ -160,35 +194,38 @@ def _judge_sustained(ev: ActionEvidence, obs: Sequence[FrameObservation], values
 
 def _judge_blink(ev: ActionEvidence, obs: Sequence[FrameObservation], values: np.ndarray, base: float,
                  seen: np.ndarray, th: ActionThresholds) -> None:
-    """A blink: both eyes close (EAR well under baseline) and reopen within a short time."""
-    closed_level = base * th.blink_closed_ratio
+    """A blink: both eyes close (EAR well under the open level) and reopen within a short time."""
     left = np.array([obs[i].ear_left for i in seen])
     right = np.array([obs[i].ear_right for i in seen])
     # Each eye against its own open level: eyes differ, and a wink must not count.
     left_open, right_open = np.percentile(left, 75), np.percentile(right, 75)
-    closed = ((values[seen] <= closed_level) & (left <= left_open * th.blink_eye_ratio)
+    closed = ((values[seen] <= base * th.blink_closed_ratio) & (left <= left_open * th.blink_eye_ratio)
               & (right <= right_open * th.blink_eye_ratio))
     k = int(np.argmin(values[seen]))
     ev.peak_index, ev.peak_value = int(seen[k]), float(values[seen[k]])
     ev.peak_t = obs[ev.peak_index].t
     max_closed = max(1, int(round(th.blink_max_s * _fps(obs))))
-    for j in np.flatnonzero(closed):
-        # Count the run of closed frames from here, then require open eyes on both sides.
-        run_end = j
-        while run_end + 1 < len(seen) and closed[run_end + 1]:
-            run_end += 1
-        if run_end - j + 1 > max_closed:
+    open_level = base * th.blink_open_ratio
+    j = 0
+    while j < len(seen):
+        if not closed[j]:
+            j += 1
             continue
-        before = values[max(seen[j] - 3, 0):seen[j]]
-        after = values[seen[run_end] + 1:seen[run_end] + 4]
-        open_level = base * th.blink_open_ratio
-        if np.nanmax(before, initial=-1) >= open_level and np.nanmax(after, initial=-1) >= open_level:
-            ev.verdict = "performed"
-            ev.frame_indexes = [int(i) for i in seen[j:run_end + 1]]
-            ev.onset_t = obs[int(seen[j])].t
-            ev.peak_index = int(seen[j + int(np.argmin(values[seen[j:run_end + 1]]))])
-            ev.peak_value, ev.peak_t = float(values[ev.peak_index]), obs[ev.peak_index].t
-            return
+        end = j  # the run of closed frames that starts here
+        while end + 1 < len(seen) and closed[end + 1] and seen[end + 1] == seen[end] + 1:
+            end += 1
+        if end - j + 1 <= max_closed:
+            before = values[max(seen[j] - 3, 0):seen[j]]
+            after = values[seen[end] + 1:seen[end] + 4]
+            if np.nanmax(before, initial=-1) >= open_level and np.nanmax(after, initial=-1) >= open_level:
+                run = seen[j:end + 1]
+                ev.verdict = "performed"
+                ev.frame_indexes = [int(i) for i in run]
+                ev.onset_t = obs[int(run[0])].t
+                ev.peak_index = int(run[int(np.argmin(values[run]))])
+                ev.peak_value, ev.peak_t = float(values[ev.peak_index]), obs[ev.peak_index].t
+                return
+        j = end + 1
     if values[seen[k]] <= base * (1 - th.unclear_fraction * (1 - th.blink_closed_ratio)):
         ev.verdict, ev.note = "unclear", "eyes narrowed but no clear blink"
     else:

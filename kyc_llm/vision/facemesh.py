@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import mediapipe as mp
@@ -55,13 +55,12 @@ class FaceMesh:
         if not isinstance(bgr, np.ndarray) or bgr.dtype != np.uint8 or bgr.ndim != 3 or bgr.shape[2] != 3:
             raise ValueError("FaceMesh.process needs a BGR uint8 array of shape (h, w, 3)")
         h, w = bgr.shape[:2]
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        result = self._graph.process(rgb)
-        faces: list[np.ndarray] = []
-        for face in result.multi_face_landmarks or ():
-            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark], dtype=np.float32)
-            faces.append(pts)
-        return faces
+        result = self.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        return [landmarks_array(face, w, h) for face in result.multi_face_landmarks or ()]
+
+    def detect(self, rgb: np.ndarray) -> Any:
+        """The bare MediaPipe graph call on an RGB frame (its own result type)."""
+        return self._graph.process(rgb)
 
     def close(self) -> None:
         self._graph.close()
@@ -71,6 +70,27 @@ class FaceMesh:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# A NormalizedLandmark with x, y and z serialises as 17 bytes: field tag and length (0A 0F),
+# then three fixed32 fields (tags 0D, 15, 1D). Reading that with NumPy costs 0.02 ms; reading
+# 478 protos attribute by attribute in Python costs 0.3 ms, on every frame.
+_RECORD = 17
+_FLOAT_BYTES = [3, 4, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16]
+
+
+def landmarks_array(face: Any, width: int, height: int) -> np.ndarray:
+    """A NormalizedLandmarkList as an (n, 3) float32 array in pixels (z scaled like x)."""
+    scale = np.array([width, height, width], np.float32)
+    raw = face.SerializeToString()
+    n = len(raw) // _RECORD
+    if n and n * _RECORD == len(raw):
+        rec = np.frombuffer(raw, np.uint8).reshape(n, _RECORD)
+        if ((rec[:, 0] == 0x0A).all() and (rec[:, 1] == 0x0F).all() and (rec[:, 2] == 0x0D).all()
+                and (rec[:, 7] == 0x15).all() and (rec[:, 12] == 0x1D).all()):
+            return np.ascontiguousarray(rec[:, _FLOAT_BYTES]).view("<f4").reshape(n, 3) * scale
+    # Another layout (e.g. visibility fields present): read field by field.
+    return np.array([(p.x, p.y, p.z) for p in face.landmark], np.float32) * scale
 
 
 class TrackerPool:

@@ -1,8 +1,11 @@
 """Frame intake: bytes, data URLs or arrays in, one validated BGR uint8 array out.
 
 Everything from a client passes through here first, so every refusal is a ``FrameError``
-with a message a developer can act on. Dimensions are read from the header before any pixel
-is decoded, which is what stops a decompression bomb (a tiny file declaring 20000x20000).
+with a message a developer can act on. The header is parsed here, before any pixel is
+decoded: that is what refuses a decompression bomb (a tiny file declaring a huge image) and a
+progressive JPEG (whose scan count, and so its decoding time, an attacker controls: one
+165 KB file took 20 s). Browsers' canvas encoders write baseline JPEG and 8-bit RGB PNG,
+which is all that is accepted.
 """
 
 from __future__ import annotations
@@ -11,23 +14,55 @@ import base64
 import binascii
 import io
 import re
-import warnings
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import FrameError
 
 MAX_BYTES = 8 * 1024 * 1024
-MAX_PIXELS = 4096 * 4096
+MAX_PIXELS = 2_200_000  # a little over 1920x1080; the page sends 640x480
 MIN_SIDE = 32
+MAX_ASPECT = 4.0  # a camera frame is never a thin strip
 # Analysis runs on at most this long edge: FaceMesh works on 192 px crops anyway, and larger
 # frames only cost decode and texture time.
 ANALYSIS_LONG_EDGE = 960
 
 _DATA_URL = re.compile(r"^data:(image/(?:jpeg|jpg|png));base64,", re.IGNORECASE)
-_ACCEPTED_FORMATS = {"JPEG", "PNG"}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers. Only baseline (C0) and extended sequential (C1) Huffman
+# coding are decoded; progressive, lossless and arithmetic-coded frames are refused.
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_SEQUENTIAL = {0xC0, 0xC1}
+
+
+# Texture patches: small lossless crops around the face, sent beside the JPEG frames because
+# JPEG's colour subsampling erases the fine sub-pixel stripes a screen shows on camera.
+PATCH_MIN_SIDE = 96
+PATCH_MAX_SIDE = 512
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A lossless crop of a frame; ``x``, ``y`` is its top-left corner in frame pixels."""
+
+    pixels: np.ndarray
+    x: int
+    y: int
+
+    def fits(self, width: int, height: int) -> bool:
+        h, w = self.pixels.shape[:2]
+        return self.x + w <= width and self.y + h <= height
+
+
+@dataclass(frozen=True)
+class Header:
+    format: str  # "JPEG" or "PNG"
+    width: int
+    height: int
+    has_exif: bool = False
 
 
 def decode_data_url(url: str) -> bytes:
@@ -49,49 +84,104 @@ def decode_data_url(url: str) -> bytes:
         raise FrameError("frame data URL is not valid base64") from None
 
 
+def read_header(data: bytes) -> Header:
+    """Parse the JPEG or PNG header. Raises ``FrameError`` for anything else, or for a
+    progressive JPEG, a non-RGB or non-8-bit image, or dimensions outside the limits."""
+    if data.startswith(b"\xff\xd8"):
+        header = _jpeg_header(data)
+    elif data.startswith(_PNG_SIGNATURE):
+        header = _png_header(data)
+    else:
+        raise FrameError("frame is not a decodable JPEG or PNG image")
+    check_dimensions(header.width, header.height)
+    return header
+
+
+def _jpeg_header(data: bytes) -> Header:
+    i, n, has_exif = 2, len(data), False
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            raise FrameError("frame is not a decodable JPEG image (corrupt marker)")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):
+            break  # end of image or start of scan before any frame header
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if length < 2 or i + 2 + length > n:
+            raise FrameError("frame is not a decodable JPEG image (truncated header)")
+        if marker == 0xE1 and data[i + 4:i + 10] == b"Exif\x00\x00":
+            has_exif = True
+        if marker in _SOF_MARKERS:
+            if marker not in _SEQUENTIAL:
+                raise FrameError("progressive, lossless or arithmetic-coded JPEG is not accepted (baseline only)")
+            if length < 8:
+                raise FrameError("frame is not a decodable JPEG image (short frame header)")
+            precision, components = data[i + 4], data[i + 9]
+            height = int.from_bytes(data[i + 5:i + 7], "big")
+            width = int.from_bytes(data[i + 7:i + 9], "big")
+            if precision != 8:
+                raise FrameError("frame must be an 8-bit JPEG")
+            if components != 3:
+                raise FrameError(f"frame must be 3-channel colour, got {components} channel(s)")
+            # A baseline colour JPEG has one to three scans; more is a crafted file.
+            if data.count(b"\xff\xda") > components:
+                raise FrameError("frame is not a decodable JPEG image (too many scans)")
+            return Header("JPEG", width, height, has_exif)
+        i += 2 + length
+    raise FrameError("frame is not a decodable JPEG image (no frame header)")
+
+
+def _png_header(data: bytes) -> Header:
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        raise FrameError("frame is not a decodable PNG image (no IHDR)")
+    width = int.from_bytes(data[16:20], "big")
+    height = int.from_bytes(data[20:24], "big")
+    bit_depth, colour_type = data[24], data[25]
+    if colour_type != 2:  # 0 grey, 3 palette, 4 grey+alpha, 6 RGBA
+        kinds = {0: "greyscale", 3: "palette", 4: "greyscale with alpha", 6: "RGBA"}
+        raise FrameError(f"frame must be 3-channel colour, got {kinds.get(colour_type, 'an unknown')} PNG")
+    if bit_depth != 8:
+        raise FrameError(f"frame must be 8-bit, got a {bit_depth}-bit PNG")
+    return Header("PNG", width, height)
+
+
 def decode_image(data: bytes) -> np.ndarray:
     """Decode JPEG or PNG bytes into a BGR uint8 array of shape (h, w, 3).
 
     EXIF orientation is applied. Raises ``FrameError`` for empty, oversized or undecodable
-    bytes, another format, dimensions outside [MIN_SIDE, MAX_PIXELS], or images that are not
-    three-channel colour (grayscale, palette, RGBA and CMYK are refused, not guessed at).
+    bytes, another format, dimensions outside the limits, or images that are not 8-bit
+    three-channel colour (greyscale, palette, RGBA, CMYK and 16-bit are refused, not guessed
+    at).
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise FrameError("frame must be bytes")
+    data = bytes(data)  # a memoryview of wider items would count elements, not bytes
     if len(data) == 0:
         raise FrameError("frame is empty")
     if len(data) > MAX_BYTES:
         raise FrameError(f"frame is larger than {MAX_BYTES} bytes")
-    try:
-        with warnings.catch_warnings():
-            # PIL warns (and past 2x the limit raises) on huge images; we check ourselves.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            header = Image.open(io.BytesIO(data))
-            fmt, (width, height), mode = header.format, header.size, header.mode
-    except Image.DecompressionBombError:
-        raise FrameError(f"frame declares more than {MAX_PIXELS} pixels; at most {MAX_PIXELS} are accepted") from None
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise FrameError("frame is not a decodable JPEG or PNG image") from None
-    if fmt not in _ACCEPTED_FORMATS:
-        raise FrameError(f"frame format {fmt} is not accepted (JPEG or PNG only)")
-    _check_dimensions(width, height)
-    if mode not in ("RGB", "YCbCr"):
-        raise FrameError(f"frame must be 3-channel colour, got mode {mode}")
-    image = cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_UNCHANGED)
+    header = read_header(data)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise FrameError("frame is not a decodable JPEG or PNG image (truncated or corrupt)")
+        raise FrameError(f"frame is not a decodable {header.format} image (truncated or corrupt)")
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise FrameError("frame must be 8-bit 3-channel colour")
-    return _apply_exif_orientation(image, header)
+    if image.shape[:2] != (header.height, header.width):
+        raise FrameError("frame size does not match its header")
+    return _apply_exif_orientation(image, data) if header.has_exif else image
 
 
-def _apply_exif_orientation(image: np.ndarray, header: Image.Image) -> np.ndarray:
-    # IMREAD_UNCHANGED skips EXIF rotation (IMREAD_COLOR would also convert grayscale silently).
-    if "exif" not in header.info:  # webcam frames carry none: skip the parse
-        return image
+def _apply_exif_orientation(image: np.ndarray, data: bytes) -> np.ndarray:
+    # IMREAD_UNCHANGED skips EXIF rotation (IMREAD_COLOR would also convert greyscale
+    # silently), so phones' portrait photos are turned here. Webcam frames carry no EXIF.
     try:
-        orientation = header.getexif().get(0x0112, 1)
-    except Exception:  # malformed EXIF: keep pixels as stored
+        orientation = Image.open(io.BytesIO(data), formats=("JPEG",)).getexif().get(0x0112, 1)
+    except Exception:  # malformed EXIF: keep the pixels as stored
         orientation = 1
     ops = {
         2: lambda a: cv2.flip(a, 1),
@@ -117,7 +207,7 @@ def check_array(image: np.ndarray) -> np.ndarray:
         raise FrameError(f"frame must be uint8, got {image.dtype}")
     if image.ndim != 3 or image.shape[2] != 3:
         raise FrameError(f"frame must be (h, w, 3) colour, got shape {image.shape}")
-    _check_dimensions(image.shape[1], image.shape[0])
+    check_dimensions(image.shape[1], image.shape[0])
     return np.ascontiguousarray(image)
 
 
@@ -128,22 +218,44 @@ def normalise_for_analysis(image: np.ndarray) -> np.ndarray:
     if long_edge <= ANALYSIS_LONG_EDGE:
         return image
     scale = ANALYSIS_LONG_EDGE / long_edge
-    return cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def load_patch(source: bytes | str, x: int, y: int) -> Patch:
+    """A PNG (bytes or data URL) texture patch at (x, y). Raises ``FrameError`` for JPEG or
+    anything else lossy, a bad position, or sides outside [PATCH_MIN_SIDE, PATCH_MAX_SIDE]."""
+    data = decode_data_url(source) if isinstance(source, str) else source
+    if not isinstance(data, (bytes, bytearray, memoryview)) or not bytes(data[:8]) == _PNG_SIGNATURE:
+        raise FrameError("a texture patch must be a PNG image (lossless)")
+    if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, int) or not isinstance(y, int) or x < 0 or y < 0:
+        raise FrameError("a texture patch position must be two non-negative integers")
+    pixels = decode_image(data)
+    h, w = pixels.shape[:2]
+    if not (PATCH_MIN_SIDE <= min(h, w) and max(h, w) <= PATCH_MAX_SIDE):
+        raise FrameError(f"a texture patch must be {PATCH_MIN_SIDE} to {PATCH_MAX_SIDE} px a side, got {w}x{h}")
+    return Patch(pixels, x, y)
+
+
+def load_frame_unscaled(source: bytes | str | np.ndarray) -> np.ndarray:
+    """Bytes, a data URL or an array -> a validated BGR array at its own size."""
+    if isinstance(source, np.ndarray):
+        return check_array(source)
+    if isinstance(source, str):
+        return decode_image(decode_data_url(source))
+    return decode_image(source)
 
 
 def load_frame(source: bytes | str | np.ndarray) -> np.ndarray:
     """Bytes, a data URL or an array -> a validated BGR array ready for analysis."""
-    if isinstance(source, np.ndarray):
-        image = check_array(source)
-    elif isinstance(source, str):
-        image = decode_image(decode_data_url(source))
-    else:
-        image = decode_image(source)
-    return normalise_for_analysis(image)
+    return normalise_for_analysis(load_frame_unscaled(source))
 
 
-def _check_dimensions(width: int, height: int) -> None:
+def check_dimensions(width: int, height: int) -> None:
+    """Raise ``FrameError`` unless both sides, the pixel count and the aspect are in bounds."""
     if width < MIN_SIDE or height < MIN_SIDE:
         raise FrameError(f"frame is {width}x{height}; each side must be at least {MIN_SIDE} px")
     if width * height > MAX_PIXELS:
         raise FrameError(f"frame is {width}x{height}; at most {MAX_PIXELS} pixels are accepted")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise FrameError(f"frame is {width}x{height}; its sides may differ by at most {MAX_ASPECT:g}x")

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import geometry, quality, texture
 from .facemesh import FaceMesh
-from .intake import load_frame
+from .intake import Patch, load_frame
 
 
 @dataclass
@@ -25,6 +25,7 @@ class FrameObservation:
     height: int
     n_faces: int
     frame_brightness: float
+    scale: float = 1.0  # analysed size over uploaded size (frames over 960 px are downscaled)
     landmarks: np.ndarray | None = field(default=None, repr=False)  # (478, 3) pixels
     box: tuple[float, float, float, float] | None = None
     yaw: float | None = None
@@ -62,7 +63,7 @@ class FrameObservation:
                 out[name] = round(float(getattr(self, name)), 4)
             out["box"] = [round(v, 1) for v in self.box]
             out["quality"] = {k: round(v, 4) for k, v in vars(self.quality).items()}
-            out["texture"] = {k: round(v, 4) for k, v in vars(self.texture).items()}
+            out["texture"] = {k: v if isinstance(v, bool) else round(v, 4) for k, v in vars(self.texture).items()}
         return out
 
 
@@ -70,8 +71,8 @@ def _largest(faces: list[np.ndarray]) -> np.ndarray:
     return max(faces, key=lambda f: geometry.face_box(f)[2])
 
 
-def observe(bgr: np.ndarray, t: float, faces: list[np.ndarray]) -> FrameObservation:
-    """Measure one frame given the faces FaceMesh found in it."""
+def observe(bgr: np.ndarray, t: float, faces: list[np.ndarray], patch: Patch | None = None) -> FrameObservation:
+    """Measure one frame given the faces FaceMesh found in it (and its lossless patch, if any)."""
     h, w = bgr.shape[:2]
     obs = FrameObservation(t=t, width=w, height=h, n_faces=len(faces),
                            frame_brightness=quality.frame_brightness(bgr))
@@ -92,7 +93,7 @@ def observe(bgr: np.ndarray, t: float, faces: list[np.ndarray]) -> FrameObservat
     obs.corner_lift = geometry.mouth_corner_lift(lm)
     obs.face_height = geometry.face_height_ratio(lm)
     obs.quality = quality.measure(bgr.shape, crop, box, lm)
-    obs.texture = texture.measure(bgr, crop, box, nose)
+    obs.texture = texture.measure(bgr, crop, box, nose, patch)
     return obs
 
 

@@ -11,11 +11,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..challenge import Step
+from ..errors import FrameError
 from .actions import baseline_indexes, verify_actions
 from .evidence import VisionEvidence
 from .facemesh import FaceMesh
 from .observation import FrameObservation, observe
-from .intake import load_frame
+from .intake import Patch, load_frame_unscaled, normalise_for_analysis
 from .signals import all_signals
 from .thresholds import QualityThresholds, Thresholds
 
@@ -28,15 +29,23 @@ class SessionAnalyzer:
         self.thresholds = thresholds
         self.observations: list[FrameObservation] = []
 
-    def add(self, source: bytes | str | np.ndarray, t: float) -> FrameObservation:
-        """Decode and observe one frame at session time ``t`` (seconds, non-decreasing).
+    def add(self, source: bytes | str | np.ndarray, t: float, patch: Patch | None = None) -> FrameObservation:
+        """Decode and observe one frame at session time ``t`` (seconds, non-decreasing), with
+        an optional lossless texture patch of the same frame (see ``intake.load_patch``).
 
-        Raises ``FrameError`` for a bad frame, ``ValueError`` for time going backwards.
+        Raises ``FrameError`` for a bad frame or a patch outside it, ``ValueError`` for time
+        going backwards.
         """
         if self.observations and t < self.observations[-1].t:
             raise ValueError("frame times must not go backwards")
-        bgr = load_frame(source)
-        obs = observe(bgr, t, self._mesh.process(bgr))
+        full = load_frame_unscaled(source)
+        if patch is not None and not patch.fits(full.shape[1], full.shape[0]):
+            raise FrameError("the texture patch lies outside its frame")
+        bgr = normalise_for_analysis(full)
+        if bgr is not full:
+            patch = None  # analysed at another scale: the patch's pixel grid no longer matches
+        obs = observe(bgr, t, self._mesh.process(bgr), patch)
+        obs.scale = bgr.shape[1] / full.shape[1]
         self.observations.append(obs)
         return obs
 
@@ -104,9 +113,13 @@ def frame_feedback(obs: FrameObservation, q: QualityThresholds) -> dict[str, Any
     issues = ["no_face"] if not obs.has_face else low_quality_issues(obs, q)
     if obs.n_faces > 1:
         issues.append("multiple_faces")
+    nose = None
+    if obs.has_face:  # where the page should centre its next texture patch
+        nose = [round(float(obs.landmarks[1, 0] / obs.scale)), round(float(obs.landmarks[1, 1] / obs.scale))]
     return {
         "face_found": obs.has_face,
         "one_face": obs.n_faces == 1,
         "centred": obs.has_face and obs.quality.centre_offset <= q.max_centre_offset,
         "issues": issues,
+        "nose": nose,
     }

@@ -4,15 +4,20 @@
 session gave too little to judge (for example planarity when the head never moved). Features
 are returned beside each score so an operator sees why.
 
-- planarity: a photo or screen is flat, so its landmarks move by one homography however it is
-  tilted; a real head turning shows parallax (nose against cheeks) that no homography fits.
-  Judged on frames whose landmark layout is visibly foreshortened relative to a reference
-  frame (affine anisotropy), i.e. where a real head would show parallax.
+- planarity: a photo (or a screen showing a still) is flat, so its landmarks move by one
+  homography however it is tilted; a real head turning shows parallax (nose against cheeks)
+  that no homography fits. Judged on frames whose landmark layout is visibly foreshortened
+  relative to a frontal reference frame (affine anisotropy). A screen replaying a video of a
+  real head is not flat in this sense: the screen signal is there for that.
 - screen: a display's pixel grid seen by a camera aliases into fine periodic stripes: isolated
   peaks in the spectrum of the face patch, in colour (sub-pixel stripes) or luma.
-- print: paper loses the colour of skin (grey or washed-out faces) and its dynamic range.
-- temporal: landmark jitter, instability of ratios a rigid skull keeps fixed, brightness
-  flicker and missing blinks: cues of re-rendered or generated faces (deepfake suspicion).
+- print: paper loses the colour of skin: a grey or washed-out face (chroma spread). Dynamic
+  range and LBP entropy are reported beside it, not scored.
+- stillness: a live face is never still for long between frames (breathing, micro-motion,
+  eye movements); a photo, or a slideshow of photos held in turn to fake the movements, is:
+  the share of consecutive frame pairs whose landmarks barely move.
+- temporal: instability of a ratio a rigid skull keeps fixed, and landmark jitter normalised
+  to 10 fps: backstops for broken renders (scored), with brightness flicker reported.
 """
 
 from __future__ import annotations
@@ -33,8 +38,6 @@ _RIGID = sorted(set(geometry.RIGID) | {
     162, 195, 219, 220, 226, 243, 251, 266, 275, 278, 280, 294, 297, 323, 327, 332, 337, 344,
     345, 352, 358, 359, 361, 371, 389, 439, 440, 446, 463,
 })
-_MIN_ANISOTROPY = 0.10  # foreshortening of ~25 degrees: enough for a real head to show parallax
-_MIN_JUDGED = 3
 
 
 def _ramp(value: float, low: float, high: float) -> float:
@@ -50,13 +53,17 @@ def _faces(obs: Sequence[FrameObservation]) -> list[FrameObservation]:
 
 def planarity(obs: Sequence[FrameObservation], th: AttackThresholds) -> Signal:
     faces = _faces(obs)
-    if len(faces) < _MIN_JUDGED + 1:
+    if len(faces) < th.planarity_min_frames + 1:
         return Signal("planarity", 0.0, {"judged_frames": 0}, available=False)
-    ref = faces[0]
+    # The reference is the most frontal of the first frames: a first frame caught mid-turn
+    # would make every later frontal frame look foreshortened.
+    ref = min(faces[:5], key=lambda o: abs(o.yaw) + abs(o.pitch))
     a = ref.landmarks[_RIGID, :2].astype(np.float32)
     iod = geometry.inter_ocular(ref.landmarks)
     residuals, max_aniso = [], 0.0
-    for o in faces[1:]:
+    for o in faces:
+        if o is ref:
+            continue
         b = o.landmarks[_RIGID, :2].astype(np.float32)
         affine, _ = cv2.estimateAffine2D(a, b, method=cv2.LMEDS)
         if affine is None:
@@ -64,7 +71,7 @@ def planarity(obs: Sequence[FrameObservation], th: AttackThresholds) -> Signal:
         s = np.linalg.svd(affine[:, :2], compute_uv=False)
         aniso = 1.0 - s[1] / s[0]
         max_aniso = max(max_aniso, float(aniso))
-        if aniso < _MIN_ANISOTROPY:
+        if aniso < th.planarity_min_anisotropy:
             continue
         h, _ = cv2.findHomography(a, b, 0)
         if h is None:
@@ -72,7 +79,7 @@ def planarity(obs: Sequence[FrameObservation], th: AttackThresholds) -> Signal:
         fitted = cv2.perspectiveTransform(a[None], h)[0]
         residuals.append(float(np.sqrt(np.mean(np.sum((fitted - b) ** 2, axis=1)))) / iod)
     features = {"judged_frames": float(len(residuals)), "max_anisotropy": round(max_aniso, 4)}
-    if len(residuals) < _MIN_JUDGED:
+    if len(residuals) < th.planarity_min_frames:
         return Signal("planarity", 0.0, features, available=False)
     residual = float(np.median(residuals))
     features["homography_residual"] = round(residual, 4)
@@ -81,16 +88,19 @@ def planarity(obs: Sequence[FrameObservation], th: AttackThresholds) -> Signal:
 
 
 def screen(obs: Sequence[FrameObservation], th: AttackThresholds) -> Signal:
-    faces = _faces(obs)
-    if not faces:
-        return Signal("screen", 0.0, {}, available=False)
+    # Only lossless patches keep the stripes: JPEG's 4:2:0 colour subsampling at the page's
+    # quality erases them (measured: replays fall into the live range).
+    faces = [o for o in _faces(obs) if o.texture.lossless]
+    if len(faces) < th.screen_min_patches:
+        return Signal("screen", 0.0, {"lossless_patches": float(len(faces))}, available=False)
     chroma = float(np.percentile([o.texture.moire_chroma for o in faces], 75))
     luma = float(np.percentile([o.texture.moire_luma for o in faces], 75))
     # Luma peaks of natural images sit ~1.5 lower than chroma ones (chroma is subsampled and
     # noisier); one scale for both.
     peak = max(chroma, luma + th.screen_luma_offset)
     score = _ramp(peak, th.screen_peak_live, th.screen_peak_attack)
-    return Signal("screen", score, {"moire_chroma_p75": round(chroma, 3), "moire_luma_p75": round(luma, 3)})
+    return Signal("screen", score, {"moire_chroma_p75": round(chroma, 3), "moire_luma_p75": round(luma, 3),
+                                    "lossless_patches": float(len(faces))})
 
 
 def print_texture(obs: Sequence[FrameObservation], th: AttackThresholds) -> Signal:
@@ -111,15 +121,17 @@ def temporal(obs: Sequence[FrameObservation], th: AttackThresholds) -> Signal:
     faces = _faces(obs)
     if len(faces) < 5:
         return Signal("temporal", 0.0, {}, available=False)
-    # Turning the head foreshortens the eye distance: compare the ratio near one pose only.
-    yaw = np.array([o.yaw for o in faces])
-    near = np.abs(yaw - np.median(yaw)) < 10.0
+    # Turning or tilting the head foreshortens the ratio: compare it near one pose only.
+    yaw, pitch = np.array([o.yaw for o in faces]), np.array([o.pitch for o in faces])
+    near = (np.abs(yaw - np.median(yaw)) < 10.0) & (np.abs(pitch - np.median(pitch)) < 10.0)
     ratios = np.array([o.face_height for o in faces])[near]
     ratio_cv = float(np.std(ratios) / max(np.mean(ratios), 1e-6)) if len(ratios) >= 3 else 0.0
     # Jitter: rigid-landmark motion not explained by a smooth trajectory (second difference),
-    # in inter-ocular units per frame.
+    # in inter-ocular units. A second difference grows with the square of the frame interval,
+    # so it is scaled to 10 fps: the same face gives the same figure at 8 or 15 fps.
     pts = np.stack([o.landmarks[_RIGID, :2] / max(geometry.inter_ocular(o.landmarks), 1e-6) for o in faces])
-    jitter = float(np.median(np.linalg.norm(np.diff(pts, n=2, axis=0), axis=2)))
+    dt = float(np.median(np.diff([o.t for o in faces]))) or 0.1
+    jitter = float(np.median(np.linalg.norm(np.diff(pts, n=2, axis=0), axis=2))) * (0.1 / dt) ** 2
     bright = np.array([o.quality.brightness for o in faces])
     flicker = float(np.median(np.abs(np.diff(bright)))) if len(bright) > 1 else 0.0
     score = max(_ramp(ratio_cv, th.temporal_ratio_cv_live, th.temporal_ratio_cv_attack),
@@ -128,5 +140,21 @@ def temporal(obs: Sequence[FrameObservation], th: AttackThresholds) -> Signal:
                                       "flicker": round(flicker, 3)})
 
 
+def stillness(obs: Sequence[FrameObservation], th: AttackThresholds) -> Signal:
+    faces = _faces(obs)
+    if len(faces) < 5:
+        return Signal("stillness", 0.0, {}, available=False)
+    motion = np.array([
+        float(np.median(np.linalg.norm(a.landmarks[:468, :2] - b.landmarks[:468, :2], axis=1)))
+        / max(geometry.inter_ocular(a.landmarks), 1e-6)
+        for a, b in zip(faces, faces[1:])
+    ])
+    frozen = float(np.mean(motion < th.still_motion))
+    score = _ramp(frozen, th.still_share_live, th.still_share_attack)
+    return Signal("stillness", score, {"frozen_share": round(frozen, 3),
+                                       "median_motion": round(float(np.median(motion)), 4)})
+
+
 def all_signals(obs: Sequence[FrameObservation], th: AttackThresholds) -> dict[str, Signal]:
-    return {s.name: s for s in (planarity(obs, th), screen(obs, th), print_texture(obs, th), temporal(obs, th))}
+    signals = (planarity(obs, th), screen(obs, th), print_texture(obs, th), stillness(obs, th), temporal(obs, th))
+    return {s.name: s for s in signals}

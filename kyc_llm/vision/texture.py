@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .intake import Patch
+
 _PATCH = 96  # native-resolution patch for the spectrum: resizing would erase the moire
 
 
@@ -28,6 +30,7 @@ class Texture:
     cool_tint: float  # mean Cb minus mean Cr (a blue display white point raises it)
     specular: float  # share of near-white, unsaturated pixels (glare, gloss)
     dynamic_range: float  # 99th minus 1st percentile grey level of the face
+    lossless: bool = False  # the spectral features came from a lossless patch, not the JPEG
 
 
 def lbp_codes(gray: np.ndarray) -> np.ndarray:
@@ -100,16 +103,27 @@ def patch_origin(shape: tuple[int, ...], centre: tuple[float, float]) -> tuple[i
 
 
 def measure(bgr: np.ndarray, crop128: np.ndarray, box: tuple[float, float, float, float],
-            centre: tuple[float, float]) -> Texture:
-    """Texture features of one face. ``crop128`` is the grey face box at 128 px."""
+            centre: tuple[float, float], patch: Patch | None = None) -> Texture:
+    """Texture features of one face. ``crop128`` is the grey face box at 128 px.
+
+    The spectral features come from ``patch`` (a lossless crop in the same pixel grid) when
+    the window around ``centre`` lies inside it, and from the frame itself otherwise.
+    """
     entropy, flat = lbp_stats(crop128[::2, ::2])  # 64 px: micro-texture statistics, a quarter of the cost
     x, y, w, h = (int(v) for v in box)
     H, W = bgr.shape[:2]
     hf_ratio = moire_luma = moire_chroma = 0.0
-    origin = patch_origin(bgr.shape, centre)
+    source, offset, lossless = bgr, (0, 0), False
+    if patch is not None:
+        local = (centre[0] - patch.x, centre[1] - patch.y)
+        half = _PATCH // 2
+        ph, pw = patch.pixels.shape[:2]
+        if half <= local[0] <= pw - half and half <= local[1] <= ph - half:
+            source, offset, lossless = patch.pixels, (patch.x, patch.y), True
+    origin = patch_origin(source.shape, (centre[0] - offset[0], centre[1] - offset[1]))
     if origin is not None:
         px, py = origin
-        ycc_patch = cv2.cvtColor(bgr[py:py + _PATCH, px:px + _PATCH], cv2.COLOR_BGR2YCrCb)
+        ycc_patch = cv2.cvtColor(source[py:py + _PATCH, px:px + _PATCH], cv2.COLOR_BGR2YCrCb)
         hf_ratio, moire_luma = spectrum_features(ycc_patch[..., 0])
         # Cr and Cb in one transform: cheaper than two, and stripes show in either channel.
         moire_chroma = spectrum_features(ycc_patch[..., 1].astype(np.int16) + ycc_patch[..., 2])[1]
@@ -135,4 +149,5 @@ def measure(bgr: np.ndarray, crop128: np.ndarray, box: tuple[float, float, float
         cool_tint=float(ycc[:, 2].mean() - ycc[:, 1].mean()),
         specular=float(((val > 235) & (sat < 40)).mean()),
         dynamic_range=float(p99 - p1),
+        lossless=lossless,
     )

@@ -2,11 +2,13 @@
 
 ``kyc_llm/thresholds.toml`` holds the calibrated defaults (calibrated on the practice
 sessions in ../shared/data; see the README); ``load_thresholds(path)`` reads another file,
-refusing unknown keys and wrong types with a ``ConfigError``.
+refusing unknown or missing keys, wrong types, non-finite or negative values, shares above 1
+and inverted ranges with a ``ConfigError``.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -21,7 +23,7 @@ DEFAULT_PATH = Path(__file__).resolve().parent.parent / "thresholds.toml"
 class ActionThresholds:
     baseline_min_frames: int
     min_face_share: float
-    min_frames: int
+    min_hold_s: float
     grace_s: float
     lead_s: float
     unclear_fraction: float
@@ -40,13 +42,19 @@ class ActionThresholds:
 
 @dataclass(frozen=True)
 class AttackThresholds:
+    planarity_min_anisotropy: float
+    planarity_min_frames: int
     planarity_residual_live: float
     planarity_residual_flat: float
+    screen_min_patches: int
     screen_peak_live: float
     screen_peak_attack: float
     screen_luma_offset: float
     print_chroma_live: float
     print_chroma_flat: float
+    still_motion: float
+    still_share_live: float
+    still_share_attack: float
     temporal_ratio_cv_live: float
     temporal_ratio_cv_attack: float
     temporal_jitter_live: float
@@ -76,6 +84,21 @@ class Thresholds:
 
 T = TypeVar("T")
 
+# Values that are shares or scores: they must lie in [0, 1].
+_FRACTIONS = {
+    "min_face_share", "unclear_fraction", "blink_closed_ratio", "blink_eye_ratio", "blink_open_ratio",
+    "planarity_min_anisotropy", "fail_score", "review_score", "min_face_frames_share",
+    "max_multi_face_share", "max_low_quality_share", "max_centre_offset", "min_face_size",
+    "still_share_live", "still_share_attack",
+}
+# (low, high) pairs where low must be below high, or the ramp between them inverts.
+_ORDERED = (
+    ("review_score", "fail_score"), ("planarity_residual_flat", "planarity_residual_live"),
+    ("screen_peak_live", "screen_peak_attack"), ("print_chroma_flat", "print_chroma_live"),
+    ("temporal_ratio_cv_live", "temporal_ratio_cv_attack"), ("temporal_jitter_live", "temporal_jitter_attack"),
+    ("min_brightness", "max_brightness"), ("still_share_live", "still_share_attack"), ("blink_closed_ratio", "blink_open_ratio"),
+)
+
 
 def _section(cls: type[T], raw: Any, name: str) -> T:
     if not isinstance(raw, dict):
@@ -93,7 +116,17 @@ def _section(cls: type[T], raw: Any, name: str) -> T:
         want = int if f.type in ("int", int) else float
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (want is int and not isinstance(v, int)):
             raise ConfigError(f"thresholds: [{name}].{key} must be a number ({want.__name__})")
-        values[key] = want(v)
+        v = want(v)
+        if not math.isfinite(v) or v < 0:
+            raise ConfigError(f"thresholds: [{name}].{key} must be finite and not negative, got {v}")
+        if want is int and v < 1:
+            raise ConfigError(f"thresholds: [{name}].{key} must be at least 1")
+        if key in _FRACTIONS and v > 1:
+            raise ConfigError(f"thresholds: [{name}].{key} is a share or score and must be at most 1")
+        values[key] = v
+    for low, high in _ORDERED:
+        if low in values and high in values and not values[low] < values[high]:
+            raise ConfigError(f"thresholds: [{name}].{low} must be below {high}")
     return cls(**values)
 
 
