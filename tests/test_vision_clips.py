@@ -159,3 +159,17 @@ def test_a_slideshow_of_stills_faking_the_turns_fails(shared_data: Path) -> None
     assert [a.verdict for a in ev.actions] == ["performed", "performed"]  # the poses alone fool the action check
     decision = decide(ev, TH)
     assert decision.decision == "fail" and "FROZEN_FACE" in decision.reasons
+
+
+def test_tracker_pool_never_closes_a_leased_graph() -> None:
+    from kyc_llm.vision.facemesh import TrackerPool
+
+    pool = TrackerPool(size=1)
+    blank = np.full((120, 160, 3), 90, np.uint8)
+    with pool.lease("a") as first:
+        with pool.lease("b"):  # evicts "a" from the pool while it is still in use
+            assert len(pool) == 1
+        assert first.process(blank) == []  # still open: its lease has not ended
+    with pytest.raises(ValueError):
+        first.process(blank)  # closed once the lease ended
+    pool.close()

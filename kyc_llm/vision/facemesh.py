@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Literal
+from contextlib import contextmanager
+from typing import Any, Iterator, Literal
 
 import cv2
 import mediapipe as mp
@@ -97,30 +98,64 @@ class TrackerPool:
     """Video-mode graphs keyed by session, least recently used evicted beyond ``size``.
 
     A server worker sees frames of many sessions interleaved; each needs its own tracking
-    state. A graph is built when a session first sends a frame, not per frame.
+    state. A graph is built when a session first sends a frame, not per frame. Use
+    ``with pool.lease(key) as mesh:``: a graph evicted while leased is closed when its last
+    lease ends, never under a thread that is still inside ``process``.
     """
 
     def __init__(self, size: int = 8) -> None:
+        if size < 1:
+            raise ValueError("the pool needs room for at least one graph")
         self._size = size
         self._graphs: OrderedDict[str, FaceMesh] = OrderedDict()
+        self._leases: dict[int, int] = {}  # id(graph) -> leases outstanding
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> FaceMesh:
+    @contextmanager
+    def lease(self, key: str) -> Iterator[FaceMesh]:
         with self._lock:
-            graph = self._graphs.pop(key, None)
-            if graph is None:
-                graph = FaceMesh("video")
+            graph = self._graphs.pop(key, None) or FaceMesh("video")
             self._graphs[key] = graph
-            while len(self._graphs) > self._size:
-                _, old = self._graphs.popitem(last=False)
-                old.close()
-            return graph
+            self._leases[id(graph)] = self._leases.get(id(graph), 0) + 1
+            evicted = self._evict()
+        self._close_idle(evicted)
+        try:
+            yield graph
+        finally:
+            with self._lock:
+                self._leases[id(graph)] -= 1
+                idle = self._leases[id(graph)] == 0
+                if idle:
+                    del self._leases[id(graph)]
+                orphan = idle and self._graphs.get(key) is not graph and graph not in self._graphs.values()
+            if orphan:
+                graph.close()
+
+    def _evict(self) -> list[FaceMesh]:
+        """Drop graphs beyond the pool size (lock held); return those nobody is using."""
+        idle = []
+        while len(self._graphs) > self._size:
+            _, old = self._graphs.popitem(last=False)
+            if not self._leases.get(id(old)):
+                idle.append(old)
+        return idle
+
+    @staticmethod
+    def _close_idle(graphs: list[FaceMesh]) -> None:
+        for graph in graphs:
+            graph.close()
 
     def release(self, key: str) -> None:
+        """Forget a finished session's graph (closed now, or when its last lease ends)."""
         with self._lock:
             graph = self._graphs.pop(key, None)
-        if graph is not None:
+            idle = graph is not None and not self._leases.get(id(graph))
+        if idle:
             graph.close()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._graphs)
 
     def close(self) -> None:
         with self._lock:
