@@ -175,3 +175,11 @@ def test_a_photo_turned_three_quarters_does_not_fake_a_turn() -> None:
     # once read as a 14 degree "turn". Far from frontal at the start, it goes to a human.
     yaw = 27.0 + 3.0 * np.sin(np.arange(40))
     assert verdicts(series(40, yaw=yaw), [("turn_left", 1.0, 2.5)]) == ["unclear"]
+
+
+def test_blink_times_over_the_whole_session() -> None:
+    from kyc_llm.vision.actions import blink_times
+
+    ear = np.full(80, 0.3)
+    ear[[10, 31, 32, 60]] = 0.04  # three blinks, one of them two frames long
+    assert blink_times(series(80, ear=ear), TH) == [pytest.approx(1.0), pytest.approx(3.1), pytest.approx(6.0)]

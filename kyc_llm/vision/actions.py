@@ -192,21 +192,19 @@ def _judge_sustained(ev: ActionEvidence, ctx: _Context, values: np.ndarray, base
             ev.note = "already held before the prompt"
 
 
-def _judge_blink(ev: ActionEvidence, obs: Sequence[FrameObservation], values: np.ndarray, base: float,
-                 seen: np.ndarray, th: ActionThresholds) -> None:
-    """A blink: both eyes close (EAR well under the open level) and reopen within a short time."""
+def _blink_runs(obs: Sequence[FrameObservation], values: np.ndarray, base: float, seen: np.ndarray,
+                th: ActionThresholds) -> list[np.ndarray]:
+    """Every blink among the frames ``seen``: runs of frames with both eyes closed (EAR well
+    under the open level, each eye against its own) that reopen within ``blink_max_s``."""
     left = np.array([obs[i].ear_left for i in seen])
     right = np.array([obs[i].ear_right for i in seen])
     # Each eye against its own open level: eyes differ, and a wink must not count.
     left_open, right_open = np.percentile(left, 75), np.percentile(right, 75)
     closed = ((values[seen] <= base * th.blink_closed_ratio) & (left <= left_open * th.blink_eye_ratio)
               & (right <= right_open * th.blink_eye_ratio))
-    k = int(np.argmin(values[seen]))
-    ev.peak_index, ev.peak_value = int(seen[k]), float(values[seen[k]])
-    ev.peak_t = obs[ev.peak_index].t
     max_closed = max(1, int(round(th.blink_max_s * _fps(obs))))
     open_level = base * th.blink_open_ratio
-    j = 0
+    runs, j = [], 0
     while j < len(seen):
         if not closed[j]:
             j += 1
@@ -218,15 +216,36 @@ def _judge_blink(ev: ActionEvidence, obs: Sequence[FrameObservation], values: np
             before = values[max(seen[j] - 3, 0):seen[j]]
             after = values[seen[end] + 1:seen[end] + 4]
             if np.nanmax(before, initial=-1) >= open_level and np.nanmax(after, initial=-1) >= open_level:
-                run = seen[j:end + 1]
-                ev.verdict = "performed"
-                ev.frame_indexes = [int(i) for i in run]
-                ev.onset_t = obs[int(run[0])].t
-                ev.peak_index = int(run[int(np.argmin(values[run]))])
-                ev.peak_value, ev.peak_t = float(values[ev.peak_index]), obs[ev.peak_index].t
-                return
+                runs.append(seen[j:end + 1])
         j = end + 1
-    if values[seen[k]] <= base * (1 - th.unclear_fraction * (1 - th.blink_closed_ratio)):
+    return runs
+
+
+def blink_times(obs: Sequence[FrameObservation], th: ActionThresholds) -> list[float]:
+    """Session times of every blink in the whole session (for blink-dynamics features)."""
+    values = _values(obs, _MEASURES["blink"].read)
+    seen = np.flatnonzero(np.isfinite(values))
+    base = _baseline("blink", values, [])
+    if base is None or len(seen) < 3:
+        return []
+    return [obs[int(run[0])].t for run in _blink_runs(obs, values, base, seen, th)]
+
+
+def _judge_blink(ev: ActionEvidence, obs: Sequence[FrameObservation], values: np.ndarray, base: float,
+                 seen: np.ndarray, th: ActionThresholds) -> None:
+    """A blink: both eyes close and reopen within a short time, inside the window."""
+    k = int(np.argmin(values[seen]))
+    ev.peak_index, ev.peak_value = int(seen[k]), float(values[seen[k]])
+    ev.peak_t = obs[ev.peak_index].t
+    runs = _blink_runs(obs, values, base, seen, th)
+    if runs:
+        run = runs[0]
+        ev.verdict = "performed"
+        ev.frame_indexes = [int(i) for i in run]
+        ev.onset_t = obs[int(run[0])].t
+        ev.peak_index = int(run[int(np.argmin(values[run]))])
+        ev.peak_value, ev.peak_t = float(values[ev.peak_index]), obs[ev.peak_index].t
+    elif values[seen[k]] <= base * (1 - th.unclear_fraction * (1 - th.blink_closed_ratio)):
         ev.verdict, ev.note = "unclear", "eyes narrowed but no clear blink"
     else:
         ev.verdict = "not_performed"

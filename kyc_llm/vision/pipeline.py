@@ -12,7 +12,7 @@ import numpy as np
 
 from ..challenge import Step
 from ..errors import FrameError
-from .actions import baseline_indexes, verify_actions
+from .actions import baseline_indexes, blink_times, verify_actions
 from .evidence import VisionEvidence
 from .facemesh import FaceMesh
 from .observation import FrameObservation, observe
@@ -67,7 +67,7 @@ def build_evidence(obs: Sequence[FrameObservation], challenge: Sequence[Step], t
         multi_face_frames=sum(1 for o in obs if o.n_faces > 1),
         baseline_index=_most_frontal(obs, base),
         actions=verify_actions(obs, challenge, th.actions),
-        signals=all_signals(obs, th.attacks),
+        signals=all_signals(obs, th.attacks, blink_times(obs, th.actions)),
         quality=_quality_summary(one_face, th.quality),
     )
 

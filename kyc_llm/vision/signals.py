@@ -17,7 +17,8 @@ are returned beside each score so an operator sees why.
   eye movements); a photo, or a slideshow of photos held in turn to fake the movements, is:
   the share of consecutive frame pairs whose landmarks barely move.
 - temporal: instability of a ratio a rigid skull keeps fixed, and landmark jitter normalised
-  to 10 fps: backstops for broken renders (scored), with brightness flicker reported.
+  to 10 fps: backstops for broken renders (scored), with brightness flicker and blink
+  dynamics (count and rate over the session) reported.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def print_texture(obs: Sequence[FrameObservation], th: AttackThresholds) -> Sign
                                    "lbp_entropy": round(lbp, 3)})
 
 
-def temporal(obs: Sequence[FrameObservation], th: AttackThresholds) -> Signal:
+def temporal(obs: Sequence[FrameObservation], th: AttackThresholds, blinks: Sequence[float] = ()) -> Signal:
     faces = _faces(obs)
     if len(faces) < 5:
         return Signal("temporal", 0.0, {}, available=False)
@@ -136,8 +137,10 @@ def temporal(obs: Sequence[FrameObservation], th: AttackThresholds) -> Signal:
     flicker = float(np.median(np.abs(np.diff(bright)))) if len(bright) > 1 else 0.0
     score = max(_ramp(ratio_cv, th.temporal_ratio_cv_live, th.temporal_ratio_cv_attack),
                 _ramp(jitter, th.temporal_jitter_live, th.temporal_jitter_attack))
+    duration = max(faces[-1].t - faces[0].t, 1e-6)
     return Signal("temporal", score, {"face_ratio_cv": round(ratio_cv, 4), "jitter": round(jitter, 4),
-                                      "flicker": round(flicker, 3)})
+                                      "flicker": round(flicker, 3), "blinks": float(len(blinks)),
+                                      "blinks_per_min": round(60.0 * len(blinks) / duration, 1)})
 
 
 def stillness(obs: Sequence[FrameObservation], th: AttackThresholds) -> Signal:
@@ -155,6 +158,9 @@ def stillness(obs: Sequence[FrameObservation], th: AttackThresholds) -> Signal:
                                        "median_motion": round(float(np.median(motion)), 4)})
 
 
-def all_signals(obs: Sequence[FrameObservation], th: AttackThresholds) -> dict[str, Signal]:
-    signals = (planarity(obs, th), screen(obs, th), print_texture(obs, th), stillness(obs, th), temporal(obs, th))
+def all_signals(obs: Sequence[FrameObservation], th: AttackThresholds,
+                blinks: Sequence[float] = ()) -> dict[str, Signal]:
+    """Every signal; ``blinks`` are the session's blink times (reported with the temporal cues)."""
+    signals = (planarity(obs, th), screen(obs, th), print_texture(obs, th), stillness(obs, th),
+               temporal(obs, th, blinks))
     return {s.name: s for s in signals}
