@@ -1,0 +1,41 @@
+"""Gunicorn settings for production: ``gunicorn -c gunicorn.conf.py server:app``.
+
+Every frame is CPU work (FaceMesh and the image measures, ~8 ms), so the service runs one
+worker process per core; a few threads per worker overlap the request parsing, SQLite and the
+parts of the analysis that release the GIL. Resources (SQLite connections, FaceMesh graphs,
+the LLM client, the decision thread pool) are created lazily in each worker after the fork,
+so ``preload_app`` stays off: MediaPipe graphs must never cross a fork.
+
+Environment: KYC_HOST / KYC_PORT (bind), KYC_WORKERS (default: CPU count), KYC_THREADS
+(default 4), KYC_ACCESS_LOG=1 to log requests to stdout (request lines carry no tokens).
+"""
+
+import multiprocessing
+import os
+
+bind = f"{os.environ.get('KYC_HOST', '127.0.0.1')}:{os.environ.get('KYC_PORT', '8000')}"
+workers = int(os.environ.get("KYC_WORKERS") or multiprocessing.cpu_count())
+worker_class = "gthread"
+threads = int(os.environ.get("KYC_THREADS") or 4)
+# Above the decision bound (KYC_DECISION_TIMEOUT_S, 25 s by default): a request that runs
+# longer is a stuck worker, not a slow LLM.
+timeout = 60
+graceful_timeout = 30
+# CPU-bound workers must share the load. A gthread worker accepts connections while its
+# threads are busy, and a keep-alive connection stays with the worker that accepted it, so
+# long-lived browser connections pile onto one worker while the other idles (measured: 3:1
+# CPU split). Closing each connection after its response, and capping the connections a
+# worker holds at its thread count, lets the idle worker take the next request. Behind a
+# reverse proxy that keeps its own client connections this costs one local TCP handshake.
+keepalive = int(os.environ.get("KYC_KEEPALIVE") or 0)
+worker_connections = int(os.environ.get("KYC_WORKER_CONNECTIONS") or 0) or threads
+backlog = 256
+preload_app = False
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+errorlog = "-"
+loglevel = os.environ.get("KYC_LOG_LEVEL", "info")
+accesslog = "-" if os.environ.get("KYC_ACCESS_LOG") == "1" else None
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'  # path only: no query strings
+# Request limits at the HTTP layer, before Flask (Flask enforces the body size itself).
+limit_request_line = 4096
+limit_request_fields = 50

@@ -1,0 +1,209 @@
+"""Service settings: one ``Config`` read from the environment with safe defaults.
+
+Order of precedence (as in the Flask tutorial's factory): the defaults below, then the
+environment (``KYC_*`` variables), then a test override dict whose keys are field names.
+Nothing here opens a file or a connection; ``validate()`` is called by the app factory and
+refuses combinations that must never run (a fixed demo challenge in production mode).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from .challenge import ACTIONS
+from .errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+RETENTION_MODES = ("review", "none", "all")
+FRAME_STORES = ("local", "s3")
+# Environment variables handed to the LLM layer as they are (LLMSettings.from_env reads them).
+LLM_ENV_PREFIXES = ("KYC_LLM_", "AWS_", "ANTHROPIC_", "BEDROCK_")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of the service. Field docs name the environment variable that sets it."""
+
+    env: str = "development"  # KYC_ENV: development | production
+    host: str = "127.0.0.1"  # KYC_HOST (python server.py only)
+    port: int = 8000  # KYC_PORT
+    database: str = str(ROOT / "instance" / "kyc.sqlite3")  # KYC_DATABASE: path or sqlite:///path
+    thresholds_path: str | None = None  # KYC_THRESHOLDS_PATH: None = the vision layer's calibrated file
+    prompts_dir: str = str(ROOT / "prompts")  # KYC_PROMPTS_DIR
+    # Frames: where the JPEGs live until the retention policy deletes them.
+    frame_store: str = "local"  # KYC_FRAME_STORE: local | s3
+    frame_dir: str = str(ROOT / "instance" / "frames")  # KYC_FRAME_DIR
+    s3_bucket: str | None = None  # KYC_S3_BUCKET
+    s3_prefix: str = "frames/"  # KYC_S3_PREFIX
+    s3_region: str | None = None  # KYC_S3_REGION
+    s3_endpoint_url: str | None = None  # KYC_S3_ENDPOINT_URL
+    frame_retention: str = "review"  # KYC_FRAME_RETENTION: review | none | all
+    review_retention_days: float = 30.0  # KYC_REVIEW_RETENTION_DAYS
+    # Sessions and challenges.
+    session_ttl_s: float = 180.0  # KYC_SESSION_TTL_S
+    action_duration_s: float = 2.5  # KYC_ACTION_DURATION_S
+    lead_in_s: float = 1.0  # KYC_LEAD_IN_S: neutral frames before the first action
+    tail_s: float = 0.5  # KYC_TAIL_S
+    fixed_challenge: tuple[tuple[str, float], ...] | None = None  # KYC_FIXED_CHALLENGE "blink:2,smile:2.5"
+    # Frame upload hints and limits.
+    fps_hint: float = 8.0  # KYC_FPS_HINT
+    frame_width: int = 640  # KYC_FRAME_WIDTH
+    frame_height: int = 480  # KYC_FRAME_HEIGHT
+    jpeg_quality: float = 0.8  # KYC_JPEG_QUALITY
+    max_frame_bytes: int = 600_000  # KYC_MAX_FRAME_BYTES
+    max_frames: int = 400  # KYC_MAX_FRAMES per session
+    max_batch: int = 16  # KYC_MAX_BATCH frames per request
+    clock_tolerance_s: float = 1.5  # KYC_CLOCK_TOLERANCE_S: client time ahead of server time
+    max_upload_lag_s: float = 10.0  # KYC_MAX_UPLOAD_LAG_S: client time behind server time
+    # Decision. The number of drawn actions is the LLM layer's KYC_LLM_CHALLENGE_LENGTH.
+    require_llm: bool = False  # KYC_REQUIRE_LLM: an unavailable/invalid LLM answer -> review
+    decision_timeout_s: float = 25.0  # KYC_DECISION_TIMEOUT_S
+    decision_workers: int = 4  # KYC_DECISION_WORKERS
+    tracker_pool_size: int = 32  # KYC_TRACKER_POOL_SIZE: FaceMesh graphs per worker (~30 MB each)
+    # Operators and limits.
+    operator_api_key: str | None = None  # KYC_OPERATOR_API_KEY; None = operator API closed
+    max_failures: int = 5  # KYC_MAX_FAILURES per client within the window
+    failure_window_s: float = 180.0  # KYC_FAILURE_WINDOW_S
+    lockout_s: float = 900.0  # KYC_LOCKOUT_S
+    sessions_per_minute: int = 30  # KYC_SESSIONS_PER_MINUTE per client; 0 = unlimited
+    trust_proxy: bool = False  # KYC_TRUST_PROXY: take the client address from X-Forwarded-For
+    llm_env: Mapping[str, str] = field(default_factory=dict)  # KYC_LLM_*, AWS_*, ANTHROPIC_*
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def capture_s(self) -> float:
+        """Length of the capture for the configured challenge (lead-in, actions, tail)."""
+        if self.fixed_challenge:
+            return self.lead_in_s + sum(d for _, d in self.fixed_challenge) + self.tail_s
+        return self.lead_in_s + 4 * self.action_duration_s + self.tail_s  # the longest drawn challenge
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> "Config":
+        """Defaults, then ``environ`` (default ``os.environ``), then ``overrides``.
+
+        Returns a validated Config. Raises ``ConfigError`` naming the variable or key that is
+        malformed, unknown (overrides only) or out of range.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "llm_env":
+                continue
+            raw = environ.get("KYC_" + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, raw)
+        values["llm_env"] = {k: v for k, v in environ.items() if k.startswith(LLM_ENV_PREFIXES)}
+        config = cls(**values)
+        if overrides:
+            known = {f.name for f in fields(cls)}
+            unknown = set(overrides) - known
+            if unknown:
+                raise ConfigError(f"unknown config key(s): {', '.join(sorted(unknown))}")
+            fixed = dict(overrides)
+            if isinstance(fixed.get("fixed_challenge"), str):
+                fixed["fixed_challenge"] = parse_fixed_challenge(fixed["fixed_challenge"])
+            config = replace(config, **fixed)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` for values out of range or combinations that must not run."""
+        if self.env not in ("development", "production"):
+            raise ConfigError(f"KYC_ENV must be development or production, not {self.env!r}")
+        if self.production and self.fixed_challenge:
+            raise ConfigError("KYC_FIXED_CHALLENGE is for demos and tests; refused in production mode")
+        if self.frame_store not in FRAME_STORES:
+            raise ConfigError(f"KYC_FRAME_STORE must be one of {FRAME_STORES}")
+        if self.frame_store == "s3" and not self.s3_bucket:
+            raise ConfigError("KYC_FRAME_STORE=s3 needs KYC_S3_BUCKET")
+        if self.frame_retention not in RETENTION_MODES:
+            raise ConfigError(f"KYC_FRAME_RETENTION must be one of {RETENTION_MODES}")
+        positive = ("session_ttl_s", "action_duration_s", "fps_hint", "max_frame_bytes", "max_frames",
+                    "max_batch", "decision_timeout_s", "decision_workers", "tracker_pool_size",
+                    "max_failures", "failure_window_s", "frame_width", "frame_height")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"KYC_{name.upper()} must be positive")
+        if not 0.1 <= self.jpeg_quality <= 1.0:
+            raise ConfigError("KYC_JPEG_QUALITY must be between 0.1 and 1")
+        if self.session_ttl_s < self.capture_s:
+            raise ConfigError("KYC_SESSION_TTL_S is shorter than the capture itself")
+        if self.operator_api_key is not None and len(self.operator_api_key) < 16:
+            raise ConfigError("KYC_OPERATOR_API_KEY must be at least 16 characters")
+
+    def public_summary(self) -> dict[str, Any]:
+        """Non-secret settings for the start-up log line (no keys, no credentials)."""
+        return {
+            "env": self.env, "database": _database_path(self.database), "frame_store": self.frame_store,
+            "frame_retention": self.frame_retention, "session_ttl_s": self.session_ttl_s,
+            "fixed_challenge": bool(self.fixed_challenge), "operator_api": self.operator_api_key is not None,
+        }
+
+
+def database_path(config: Config) -> Path:
+    """The SQLite file of ``config.database``. Raises ``ConfigError`` for another scheme."""
+    return Path(_database_path(config.database))
+
+
+def _database_path(value: str) -> str:
+    if "://" not in value:
+        return value
+    if value.startswith("sqlite:///"):
+        return value[len("sqlite:///"):] if value.startswith("sqlite:////") else value[len("sqlite://"):]
+    raise ConfigError("KYC_DATABASE: only SQLite (a path or sqlite:///path) is implemented")
+
+
+def parse_fixed_challenge(raw: str) -> tuple[tuple[str, float], ...]:
+    """``"turn_left:2.5,blink:2"`` -> ``(("turn_left", 2.5), ("blink", 2.0))``.
+
+    Raises ``ConfigError`` for an unknown action, a missing or non-positive duration, or an
+    empty list.
+    """
+    steps: list[tuple[str, float]] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        action, _, duration = part.partition(":")
+        action = action.strip()
+        if action not in ACTIONS:
+            raise ConfigError(f"KYC_FIXED_CHALLENGE: unknown action {action!r}")
+        try:
+            seconds = float(duration)
+        except ValueError:
+            raise ConfigError(f"KYC_FIXED_CHALLENGE: {part!r} needs action:seconds") from None
+        if not 0.5 <= seconds <= 30:
+            raise ConfigError(f"KYC_FIXED_CHALLENGE: duration of {action} must be 0.5-30 s")
+        steps.append((action, seconds))
+    if not steps:
+        raise ConfigError("KYC_FIXED_CHALLENGE is empty")
+    return tuple(steps)
+
+
+_BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _parse(name: str, raw: str) -> Any:
+    default = Config.__dataclass_fields__[name].type
+    var = "KYC_" + name.upper()
+    if name == "fixed_challenge":
+        return parse_fixed_challenge(raw)
+    if name in ("trust_proxy", "require_llm"):
+        if raw.strip().lower() not in _BOOL:
+            raise ConfigError(f"{var} must be true or false")
+        return _BOOL[raw.strip().lower()]
+    try:
+        if default == "int":
+            return int(raw)
+        if default in ("float",):
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{var} must be a number, not {raw!r}") from None
+    return raw

@@ -1,0 +1,413 @@
+"""Load test: N simulated clients against the server run as in production (gunicorn).
+
+    python -m kyc_llm.loadtest [--clients 4,8,12,16] [--duration 30] [--llm-delay-ms 500]
+
+Starts gunicorn with the repo's ``gunicorn.conf.py`` on 127.0.0.1 (a free port, a temporary
+database and frame folder), then for each client count runs that many clients for
+``--duration`` seconds. A client loops whole sessions of a real shared clip: create, upload
+every frame as JPEG at 8 fps in real time (a JSON batch with one data URL per request, as
+the page sends them), complete, poll until decided. The LLM judge is a stand-in answering after a fixed
+delay (``--llm-delay-ms``), so the whole judgment path runs (keyframes loaded, encoded,
+prompt rendered) without a network. Traffic goes to 127.0.0.1 only and is bounded by the
+duration and client counts given.
+
+It prints, per client count: sessions completed, errors, frames per second through HTTP,
+p50/p95/p99 frame-upload and decision latency, and the share of the CPU ceiling, which is
+``cores x 1000 / per-frame ms`` with the per-frame analysis time measured first in this
+process. A count is within bounds with no errors and p95 frame upload under 150 ms; the
+largest such count is the capacity reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .config import ROOT
+from .upload import JPEG_QUALITY, PATCH_EVERY, PATCH_SIZE, patch_origin
+
+DEFAULT_SPEC = ROOT.parent / "shared" / "data" / "sessions" / "live-lp_d3-turnleft-mouth.json"
+P95_BOUND_MS = 150.0
+CEILING_SHARE = 0.70
+
+
+# -- the LLM stand-in and the app gunicorn loads ----------------------------------------------
+
+def load_app() -> Any:
+    """The production app with an LLM that answers after ``KYC_LOADTEST_LLM_DELAY_S`` seconds.
+
+    Used only by this command (``gunicorn ... "kyc_llm.loadtest:load_app()"``); the served app
+    is otherwise exactly ``server:app``.
+    """
+    import logging
+
+    from .llm.errors import LLMUnavailable
+    from .llm.messages import TextPart
+    from .llm.providers.mock import MockProvider
+    from .web import create_app
+
+    frame_line = re.compile(r"^- (F\d+) at [\d.]+ s: in window (\d+) \((\w+)\)", re.MULTILINE)
+
+    class DelayedJudge(MockProvider):
+        """Says every action was performed, citing a frame of its window, after a delay."""
+
+        def _send(self, request):  # type: ignore[no-untyped-def]
+            if request.purpose == "challenge_wording":
+                raise LLMUnavailable("load test: local wording")
+            text = "".join(p.text for m in request.messages for p in m.parts if isinstance(p, TextPart))
+            frames: dict[int, tuple[str, str]] = {}
+            for frame_id, window, action in frame_line.findall(text):
+                frames.setdefault(int(window), (frame_id, action))
+            actions = [{"action": a, "performed": True, "in_window": True, "in_order": True,
+                        "confidence": 0.9, "frame": f, "note": "load test"}
+                       for _, (f, a) in sorted(frames.items())]
+            signs = {k: {"present": False, "note": ""} for k in ("screen", "print", "mask", "synthetic")}
+            self.enqueue(json.dumps({"actions": actions, "spoof_signs": signs, "confidence": 0.9}))
+            return super()._send(request)
+
+    logging.basicConfig(level=logging.WARNING)
+    delay = float(os.environ.get("KYC_LOADTEST_LLM_DELAY_S", "0.5"))
+    return create_app(llm_provider=DelayedJudge(offline=False, delay_s=delay))
+
+
+# -- the clients ---------------------------------------------------------------------------
+
+@dataclass
+class Results:
+    upload_ms: list[float] = field(default_factory=list)
+    decision_ms: list[float] = field(default_factory=list)
+    decisions: dict[str, int] = field(default_factory=dict)
+    frames: int = 0
+    sessions: int = 0
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Client:
+    """One simulated browser: a keep-alive connection and whole sessions, one after another."""
+
+    def __init__(self, port: int, frames: list[tuple[float, bytes, Any]], fps: float, results: Results) -> None:
+        self.port, self.fps, self.results = port, fps, results
+        # JSON batches of data URLs, as the page sends them (base64 done once, not per upload).
+        self.frames = [(t, "data:image/jpeg;base64," + base64.b64encode(j).decode("ascii"), bgr)
+                       for t, j, bgr in frames]
+        self.conn: http.client.HTTPConnection | None = None
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            try:
+                self.conn.request(method, path, body=body, headers=headers or {})
+                resp = self.conn.getresponse()
+                return resp.status, json.loads(resp.read() or b"null")
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.conn.close()  # the server closed an idle keep-alive connection: reconnect once
+                self.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def run(self, stop_at: float) -> None:
+        while time.monotonic() < stop_at:
+            try:
+                self.session(stop_at)
+            except Exception as exc:  # counted, never fatal: the run must report it
+                self.error(f"{type(exc).__name__}: {exc}")
+        if self.conn is not None:
+            self.conn.close()
+
+    def error(self, what: str) -> None:
+        with self.results.lock:
+            self.results.errors.append(what)
+
+    def session(self, stop_at: float) -> None:
+        status, s = self.request("POST", "/api/v1/sessions", b"{}", {"Content-Type": "application/json"})
+        if status != 201:
+            self.error(f"create {status} {s}")
+            time.sleep(1)
+            return
+        auth = {"Authorization": f"Bearer {s['token']}"}
+        start = time.monotonic()
+        nose = None
+        for seq, (t, data_url, bgr) in enumerate(self.frames):
+            time.sleep(max(0.0, start + seq / self.fps - time.monotonic()))
+            if time.monotonic() > stop_at + 30:
+                return
+            # t is the capture time of the frame (as a camera stamps it), even when this client
+            # thread runs late on a loaded machine: the upload then lags, the content does not.
+            item: dict[str, Any] = {"seq": seq, "t": round(t, 3), "image": data_url}
+            if seq % PATCH_EVERY == 0:  # the page's lossless patch, centred on the last nose
+                item["patch"] = _patch(bgr, nose)
+            body = json.dumps({"frames": [item]}).encode()
+            sent = time.perf_counter()
+            status, reply = self.request("POST", f"/api/v1/sessions/{s['id']}/frames", body,
+                                         {**auth, "Content-Type": "application/json"})
+            ms = (time.perf_counter() - sent) * 1000
+            if status != 200:
+                self.error(f"frame {status} {reply}")
+                return
+            nose = reply["feedback"]["nose"] or nose
+            with self.results.lock:
+                self.results.upload_ms.append(ms)
+                self.results.frames += 1
+        sent = time.perf_counter()
+        status, reply = self.request("POST", f"/api/v1/sessions/{s['id']}/complete", None, auth)
+        while status == 202:
+            time.sleep(0.2)
+            status, reply = self.request("GET", f"/api/v1/sessions/{s['id']}", None, auth)
+            if status == 200 and reply["status"] != "decided":
+                status = 202
+        if status != 200 or not reply.get("result"):
+            self.error(f"complete {status} {reply}")
+            return
+        with self.results.lock:
+            self.results.decision_ms.append((time.perf_counter() - sent) * 1000)
+            self.results.sessions += 1
+            d = reply["result"]["decision"]
+            self.results.decisions[d] = self.results.decisions.get(d, 0) + 1
+
+
+def _patch(bgr: Any, nose: list[float] | None) -> dict[str, Any]:
+    import cv2
+
+    x, y = patch_origin(bgr.shape, nose, PATCH_SIZE)
+    png = cv2.imencode(".png", bgr[y:y + PATCH_SIZE, x:x + PATCH_SIZE])[1].tobytes()
+    return {"image": "data:image/png;base64," + base64.b64encode(png).decode("ascii"), "x": x, "y": y}
+
+
+# -- measuring -----------------------------------------------------------------------------
+
+def clip_frames(spec_path: Path, fps: float) -> tuple[list[tuple[float, bytes, Any]], Any]:
+    """(t, JPEG as the page encodes it, decoded frame) of a shared session spec at ``fps``
+    (long edge at most 640), and the spec."""
+    import cv2
+
+    from .sessionspec import load_spec, sample_frames
+
+    spec = load_spec(spec_path)
+    out = []
+    for t, bgr in sample_frames(replace(spec, fps=fps)):
+        h, w = bgr.shape[:2]
+        if max(h, w) > 640:
+            s = 640 / max(h, w)
+            bgr = cv2.resize(bgr, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+        out.append((t, cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes(), bgr))
+    return out, spec
+
+
+def per_frame_ms(frames: list[tuple[float, bytes, Any]]) -> float:
+    """Median ms of the whole per-frame analysis (decode included) on these frames, one core."""
+    from .vision.facemesh import FaceMesh
+    from .vision.observation import FrameAnalyzer
+
+    with FaceMesh("video") as mesh:
+        analyzer = FrameAnalyzer(mesh)
+        analyzer.analyze(frames[0][1], 0.0)  # the first frame builds the graph
+        times = []
+        for rep in range(3):
+            for i, (t, jpeg, _) in enumerate(frames):
+                started = time.perf_counter()
+                analyzer.analyze(jpeg, rep * 100 + t)
+                times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * len(v)))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, workdir: Path, spec: Any, delay_s: float, workers: int | None,
+                 threads: int | None) -> subprocess.Popen:
+    steps = spec.challenge
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KYC_", "AWS_", "ANTHROPIC_"))}
+    env.update({
+        "KYC_PORT": str(port), "KYC_DATABASE": str(workdir / "kyc.sqlite3"), "KYC_FRAME_DIR": str(workdir / "frames"),
+        "KYC_FIXED_CHALLENGE": ",".join(f"{s.action}:{s.end_s - s.start_s:g}" for s in steps),
+        "KYC_LEAD_IN_S": f"{steps[0].start_s:g}", "KYC_TAIL_S": "0",
+        # Every simulated client comes from 127.0.0.1: per-client limits would throttle the test.
+        "KYC_SESSIONS_PER_MINUTE": "0", "KYC_MAX_FAILURES": "1000000",
+        "KYC_LOADTEST_LLM_DELAY_S": str(delay_s), "KYC_LOG_LEVEL": "warning",
+    })
+    if workers:
+        env["KYC_WORKERS"] = str(workers)
+    if threads:
+        env["KYC_THREADS"] = str(threads)
+    log = open(workdir / "gunicorn.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+                             "kyc_llm.loadtest:load_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return proc
+        except OSError:
+            time.sleep(0.3)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise SystemExit("gunicorn did not start; see " + str(workdir / "gunicorn.log"))
+
+
+def warm_up(port: int, frames: list[tuple[float, bytes, Any]], fps: float, workers: int) -> None:
+    """One session per worker first: each worker builds its FaceMesh graphs and connections."""
+    results = Results()
+    threads = [threading.Thread(target=Client(port, frames[:8], fps, results).run,
+                                args=(time.monotonic() + 0.5,)) for _ in range(2 * workers)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+
+
+def run_level(port: int, frames: list[tuple[float, bytes, Any]], fps: float, clients: int, duration: float) -> Results:
+    results = Results()
+    session_s = len(frames) / fps
+    stop_at = time.monotonic() + duration
+    threads = []
+    for k in range(clients):
+        client = Client(port, frames, fps, results)
+        th = threading.Thread(target=client.run, args=(stop_at,), daemon=True)
+        th.start()
+        threads.append(th)
+        time.sleep(session_s / clients)  # staggered, as real arrivals are
+    for th in threads:
+        th.join(timeout=duration + 120)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kyc_llm.loadtest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", default="4,8,12,16,20", help="comma-separated concurrent client counts")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per client count (max 300)")
+    parser.add_argument("--fps", type=float, default=8.0)
+    parser.add_argument("--llm-delay-ms", type=float, default=500.0)
+    parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="a shared session spec (its clip and challenge)")
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py)")
+    parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: gunicorn.conf.py)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    levels = [int(x) for x in args.clients.split(",") if x.strip()]
+    if not levels or min(levels) < 1 or max(levels) > 64 or not 1 <= args.duration <= 300:
+        parser.error("client counts must be 1-64 and the duration 1-300 s")
+    if not args.spec.is_file():
+        parser.error(f"session spec not found: {args.spec} (the shared data set is needed)")
+
+    frames, spec = clip_frames(args.spec, args.fps)
+    ms = per_frame_ms(frames)
+    cores = os.cpu_count() or 1
+    ceiling = cores * 1000.0 / ms
+    print(f"clip {spec.video.name}: {len(frames)} frames at {args.fps:g} fps, "
+          f"{statistics.median(len(j) for _, j, _ in frames) / 1024:.0f} KB JPEG, a {PATCH_SIZE} px PNG patch "
+          f"every {PATCH_EVERY} frames")
+    print(f"per-frame analysis {ms:.2f} ms -> ceiling {cores} cores x 1000 / {ms:.2f} = {ceiling:.0f} frames/s "
+          f"({ceiling / args.fps:.1f} sessions at {args.fps:g} fps); target {CEILING_SHARE:.0%} = "
+          f"{CEILING_SHARE * ceiling:.0f} frames/s")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kyc-load-") as tmp:
+        port = free_port()
+        proc = start_server(port, Path(tmp), spec, args.llm_delay_ms / 1000, args.workers, args.threads)
+        try:
+            warm_up(port, frames, args.fps, args.workers or cores)
+            print(f"{'clients':>7} {'sessions':>8} {'errors':>6} {'frames/s':>8} {'ceiling':>7} "
+                  f"{'up p50':>7} {'up p95':>7} {'up p99':>7} {'dec p50':>8} {'dec p95':>8} {'dec p99':>8}  ok")
+            workers = children(proc.pid)
+            for n in levels:
+                cpu_before, own_before = cpu_seconds(workers), time.process_time()
+                r = run_level(port, frames, args.fps, n, args.duration)
+                server_cpu, own_cpu = cpu_seconds(workers) - cpu_before, time.process_time() - own_before
+                elapsed = args.duration
+                fps_http = r.frames / elapsed
+                ok = not r.errors and pct(r.upload_ms, 0.95) < P95_BOUND_MS
+                row = {"clients": n, "sessions": r.sessions, "errors": len(r.errors), "frames": r.frames,
+                       "frames_per_s": round(fps_http, 1), "ceiling_share": round(fps_http / ceiling, 3),
+                       "upload_ms": {q: round(pct(r.upload_ms, v), 1) for q, v in (("p50", .5), ("p95", .95), ("p99", .99))},
+                       "decision_ms": {q: round(pct(r.decision_ms, v), 1) for q, v in (("p50", .5), ("p95", .95), ("p99", .99))},
+                       "decisions": r.decisions, "within_bounds": ok, "first_errors": r.errors[:3],
+                       "server_cpu_ms_per_frame": round(1000 * server_cpu / max(r.frames, 1), 2),
+                       "server_cpu_share": round(server_cpu / (args.duration * cores), 3),
+                       "client_cpu_share": round(own_cpu / (args.duration * cores), 3)}
+                rows.append(row)
+                u, d = row["upload_ms"], row["decision_ms"]
+                print(f"{n:>7} {r.sessions:>8} {len(r.errors):>6} {fps_http:>8.1f} {fps_http / ceiling:>7.0%} "
+                      f"{u['p50']:>7.1f} {u['p95']:>7.1f} {u['p99']:>7.1f} {d['p50']:>8.0f} {d['p95']:>8.0f} "
+                      f"{d['p99']:>8.0f}  {'yes' if ok else 'NO'}")
+                print(f"        server CPU {row['server_cpu_ms_per_frame']} ms per frame (all requests included), "
+                      f"server {row['server_cpu_share']:.0%} / load generator {row['client_cpu_share']:.0%} of "
+                      f"{cores} cores, machine load average {os.getloadavg()[0]:.1f}")
+                for e in r.errors[:3]:
+                    print(f"        error: {e[:200]}")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    good = [r for r in rows if r["within_bounds"]]
+    best = max(good, key=lambda r: r["clients"]) if good else None
+    print(f"decision latency includes the LLM stand-in's {args.llm_delay_ms:g} ms delay")
+    if best:
+        print(f"largest load within bounds (no errors, p95 upload < {P95_BOUND_MS:g} ms): {best['clients']} "
+              f"concurrent {args.fps:g}-fps sessions, {best['frames_per_s']} frames/s = "
+              f"{best['ceiling_share']:.0%} of the ceiling (target {CEILING_SHARE:.0%})")
+    else:
+        print("no client count stayed within bounds")
+    if args.json:
+        args.json.write_text(json.dumps({"per_frame_ms": round(ms, 2), "cores": cores, "ceiling_fps": round(ceiling, 1),
+                                         "levels": rows, "best": best}, indent=2))
+    return 0 if best else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

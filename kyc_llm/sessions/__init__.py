@@ -1,0 +1,73 @@
+"""Session lifecycle, storage, frame store, retention, alerts and rate limits.
+
+``Services`` wires them together for one app. Everything that opens a file, a connection or a
+model graph is built on first use, in the process that uses it (after gunicorn forks).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+from ..config import Config, database_path
+from ..vision.thresholds import Thresholds
+
+
+class Services:
+    """The per-app service objects, built lazily and closed with ``close``."""
+
+    def __init__(self, config: Config, thresholds: Thresholds, templates: Any, *,
+                 clock: Callable[[], float] | None = None, llm_provider: Any = None) -> None:
+        self.config = config
+        self.thresholds = thresholds
+        self.templates = templates
+        self.clock = clock or time.time
+        self._llm_provider = llm_provider
+        self._lock = threading.Lock()
+        self._service: Any = None
+        self._workflow: Any = None
+
+    @property
+    def workflow(self) -> Any:
+        """The LLM/decision workflow (built eagerly enough to validate LLM settings at start-up)."""
+        with self._lock:
+            if self._workflow is None:
+                from .workflow import Workflow
+
+                self._workflow = Workflow(self.config, self.thresholds, self.templates, self._llm_provider,
+                                          self.clock)
+            return self._workflow
+
+    @property
+    def sessions(self) -> Any:
+        """The ``SessionService`` (opens the database and the frame store on first use)."""
+        workflow = self.workflow
+        with self._lock:
+            if self._service is None:
+                from .analysis import FrameAnalyzers
+                from .decider import Decider
+                from .framestore import open_frame_store
+                from .lifecycle import SessionService
+                from .limits import RateLimiter
+                from .store import open_store
+
+                cfg = self.config
+                store = open_store(database_path(cfg))
+                frames = open_frame_store(cfg.frame_store, frame_dir=cfg.frame_dir, bucket=cfg.s3_bucket,
+                                          prefix=cfg.s3_prefix, region=cfg.s3_region,
+                                          endpoint_url=cfg.s3_endpoint_url)
+                analyzers = FrameAnalyzers(cfg.tracker_pool_size, self.thresholds)
+                limiter = RateLimiter(cfg, store)
+                decider = Decider(cfg, store, frames, analyzers, workflow, limiter, self.clock)
+                self._service = SessionService(cfg, store, frames, analyzers, workflow, self.thresholds,
+                                               decider, limiter, self.clock)
+            return self._service
+
+    def close(self) -> None:
+        with self._lock:
+            service, self._service = self._service, None
+        if service is not None:
+            service.decider.close()
+            service.analyzers.close()
+            service.store.close()

@@ -1,0 +1,197 @@
+"""Running a session's decision in bounded time, storing it, and what follows a decision.
+
+``run`` claims the session (atomically, so two workers never decide it twice), hands the work
+to a small thread pool and waits at most ``decision_timeout_s``. If the work takes longer the
+request returns and the thread finishes and stores the outcome; a claim left behind by a
+killed process goes stale and the next ``complete`` decides again. Any failure inside becomes
+a stored ``review`` with ``INTERNAL_ERROR`` and a high alert: never a stuck session.
+
+After a decision: alerts, the failure count towards a lockout, and the retention policy
+(frames deleted unless the session went to review, by default).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..config import Config
+from ..vision.intake import load_frame
+from .alerts import alert, decision_alerts
+from .analysis import FrameAnalyzers, observation_from_record
+from .framestore import FrameStore, FrameStoreError
+from .limits import RateLimiter
+from .results import guidance_for
+from .store import DecisionRecord, FrameRecord, SessionRecord, Store
+from .workflow import Workflow
+
+log = logging.getLogger(__name__)
+SWEEP_EVERY_S = 30.0
+
+
+class StoredFrames(Sequence[tuple[float, np.ndarray]]):
+    """A session's frames as ``(t, bgr)``, decoded from the frame store only when indexed.
+
+    The judge needs a handful of keyframes out of a hundred frames; loading all of them from
+    S3 would cost more than the whole decision. Raises ``FrameStoreError`` for a frame that is
+    no longer kept.
+    """
+
+    def __init__(self, records: list[FrameRecord], store: FrameStore) -> None:
+        self._records = records
+        self._store = store
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        rec = self._records[i]
+        if rec.stored_key is None:
+            raise FrameStoreError(f"frame {rec.seq} is not kept")
+        return rec.t, load_frame(self._store.get(rec.stored_key))
+
+
+class Decider:
+    def __init__(self, config: Config, store: Store, frames: FrameStore, analyzers: FrameAnalyzers,
+                 workflow: Workflow, limiter: RateLimiter, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.store = store
+        self.frames = frames
+        self.analyzers = analyzers
+        self.workflow = workflow
+        self.limiter = limiter
+        self.clock = clock
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._last_sweep = float("-inf")
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:  # created on first use: after gunicorn forks, never before
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.config.decision_workers, thread_name_prefix="decide")
+            return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=False)
+
+    def run(self, session_id: str) -> bool:
+        """Decide the session unless another caller is already doing it.
+
+        Returns True when a decision is stored by the time this returns.
+        """
+        now = self.clock()
+        stale_before = now - (2 * self.config.decision_timeout_s + 5.0)
+        if not self.store.claim_decision(session_id, now, stale_before):
+            return False
+        future = self._executor().submit(self._decide_safely, session_id, now)
+        try:
+            future.result(timeout=self.config.decision_timeout_s)
+            return True
+        except FutureTimeout:
+            log.warning("session %s: decision still running after %.0f s", session_id,
+                        self.config.decision_timeout_s)
+            self.store.add_alert(alert("decision_slow", "the decision took longer than its bound",
+                                       self.clock(), session_id=session_id))
+            return False
+
+    def _decide_safely(self, session_id: str, started: float) -> None:
+        try:
+            self._decide(session_id, started)
+        except Exception as exc:  # the outcome must be stored whatever failed
+            log.exception("session %s: decision failed (%s)", session_id, type(exc).__name__)
+            session = self.store.get_session(session_id)
+            now = self.clock()
+            self.store.save_decision(DecisionRecord(
+                session_id, "review", "review", ["INTERNAL_ERROR"], "The decision could not be computed.",
+                False, {}, None, [], now, (now - started) * 1000.0), [])
+            self.store.add_alert(alert("decision_error", f"decision failed: {type(exc).__name__}", now,
+                                       session_id=session_id,
+                                       client_key=session.client_key if session else None))
+
+    def _decide(self, session_id: str, started: float) -> None:
+        session = self.store.get_session(session_id)
+        challenge = self.store.get_challenge(session_id)
+        if session is None or challenge is None:
+            return
+        records = self.store.frames(session_id, with_landmarks=True)
+        observations = [observation_from_record(r.summary, r.landmarks) for r in records]
+        outcome = self.workflow.evaluate(challenge.steps, observations, StoredFrames(records, self.frames))
+        now = self.clock()
+        guidance = guidance_for(outcome.decision, outcome.reasons)
+        self.store.save_decision(DecisionRecord(
+            session_id, outcome.decision, guidance, outcome.reasons, outcome.rationale, outcome.llm_used,
+            outcome.evidence, outcome.judgment, _keyframes(outcome.evidence, records), now,
+            (now - started) * 1000.0), outcome.evidence.get("actions", []))
+        if outcome.llm_call is not None:
+            self.store.add_llm_call(outcome.llm_call.for_session(session_id))
+        for a in decision_alerts(session_id, session.client_key, outcome.decision, guidance,
+                                 outcome.reasons, outcome.judgment, now):
+            self.store.add_alert(a)
+        if outcome.decision == "fail":
+            self._after_failure(session, now)
+        self.analyzers.release(session_id)
+        self._apply_retention(session_id, outcome.decision)
+        log.info("session %s decided %s (%s) in %.0f ms", session_id, outcome.decision,
+                 ",".join(outcome.reasons) or "-", (now - started) * 1000.0)
+
+    def _after_failure(self, session: SessionRecord, now: float) -> None:
+        until = self.limiter.lockout_until(session.client_key, now)
+        if until is not None and until > now:
+            self.store.add_alert(alert("client_locked_out", f"client locked out for {until - now:.0f} s "
+                                       f"after {self.config.max_failures} failed sessions", now,
+                                       session_id=session.id, client_key=session.client_key))
+
+    def _apply_retention(self, session_id: str, decision: str) -> None:
+        mode = self.config.frame_retention
+        if mode == "all" or (mode == "review" and decision == "review"):
+            return
+        self._purge(session_id)
+
+    def _purge(self, session_id: str) -> None:
+        try:
+            self.frames.delete_session(session_id)
+        except FrameStoreError as exc:  # retried by the next sweep: the row stays unpurged
+            log.warning("session %s: frames not deleted: %s", session_id, exc.message)
+            return
+        self.store.mark_frames_purged(session_id, self.clock())
+
+    def sweep(self, now: float) -> None:
+        """Expire abandoned sessions and delete frames the policy no longer keeps (throttled)."""
+        if now - self._last_sweep < SWEEP_EVERY_S:
+            return
+        self._last_sweep = now
+        for session_id in self.store.expired_open_sessions(now):
+            if self.store.expire(session_id, now):
+                self.analyzers.release(session_id)
+        review_before = now - self.config.review_retention_days * 86400.0
+        mode = self.config.frame_retention
+        for session_id in self.store.sessions_to_purge(now, review_before, keep_review=(mode == "review"),
+                                                       keep_all=(mode == "all")):
+            self._purge(session_id)
+
+    def replay_seen(self, session: SessionRecord, seq: int, now: float) -> None:
+        """Record a byte-identical frame (a still image injected as a camera, or a replay)."""
+        self.store.add_alert(alert("replayed_frame", f"frame {seq} repeats an earlier frame byte for byte",
+                                   now, session_id=session.id, client_key=session.client_key))
+
+
+def _keyframes(evidence: dict[str, Any], records: list[FrameRecord]) -> list[dict[str, Any]]:
+    """The frames the evidence points at: the neutral baseline and each action's peak."""
+    out: list[dict[str, Any]] = []
+
+    def add(index: Any, label: str) -> None:
+        if isinstance(index, int) and 0 <= index < len(records):
+            out.append({"index": index, "seq": records[index].seq, "t": round(records[index].t, 3),
+                        "label": label})
+
+    add(evidence.get("baseline_index"), "baseline")
+    for i, a in enumerate(evidence.get("actions", [])):
+        add(a.get("peak_index"), f"step {i + 1}: {a.get('action')}")
+    return out

@@ -1,0 +1,45 @@
+"""What the end user is told: pass, fail, or a retry / review guidance. Never scores or codes.
+
+A ``review`` decision becomes ``retry`` when every reason is something the user can fix by
+trying again (light, framing, a missed or unclear action); any other review (the LLM and the
+vision layer disagree, a possible attack, the LLM could not answer) is ``review``: a person
+looks at it and the user is told so.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+# Reason codes (``kyc_llm.decision.REASONS``) the user can fix by trying again. Any other
+# reason in a review (a borderline attack signal, the LLM disagreeing or missing, a screen
+# check that could not run) means a person should look.
+RETRYABLE = frozenset({"LOW_QUALITY", "ACTION_UNCLEAR", "NO_FACE", "MULTIPLE_FACES"})
+
+MESSAGES = {
+    "pass": "Thank you, you are verified.",
+    "fail": "We could not verify you. If you believe this is a mistake, please contact support.",
+    "retry": "We could not see every step clearly. Please try again: face the light, keep your face "
+             "inside the oval and follow each instruction while it is shown.",
+    "review": "Thank you. A member of our team will review your check and get back to you.",
+}
+OFFLINE_NOTE = "This demo runs without the AI judge: the result comes from on-device video checks only."
+
+
+def guidance_for(decision: str, reasons: Iterable[str]) -> str:
+    """``pass``/``fail`` as they are; ``review`` -> ``retry`` or ``review`` by its reasons."""
+    if decision in ("pass", "fail"):
+        return decision
+    reasons = list(reasons)
+    if reasons and all(r in RETRYABLE for r in reasons):
+        return "retry"
+    return "review"
+
+
+def user_result(decision: str, guidance: str | None, llm_mode: str) -> dict[str, Any]:
+    """The user-facing result object of the API (``decision`` is pass, fail or review)."""
+    guidance = guidance or guidance_for(decision, ())
+    out: dict[str, Any] = {"decision": decision, "guidance": guidance, "message": MESSAGES[guidance],
+                           "can_retry": guidance in ("retry", "fail")}
+    if llm_mode == "offline":
+        out["note"] = OFFLINE_NOTE
+    return out

@@ -1,0 +1,384 @@
+"""``Store`` on SQLite: one file in WAL mode, one connection per thread, plain portable SQL.
+
+WAL lets the gunicorn workers read while one of them writes; ``BEGIN IMMEDIATE`` makes each
+multi-statement change (a frame insert with its sequence checks) atomic across processes.
+The audit log is append-only: triggers refuse UPDATE and DELETE on it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..challenge import Step
+from .errors import FrameRejected, SessionClosed, SessionNotFound
+from .store import (AlertRecord, ChallengeRecord, DecisionRecord, FrameRecord, LlmCallRecord,
+                    OPEN_STATUSES, SessionRecord)
+
+SCHEMA_VERSION = 1
+SCHEMA_FILE = Path(__file__).with_name("schema.sql")
+
+_SESSION_COLS = ("id", "token_hash", "client_key", "status", "created_at", "expires_at", "capture_s",
+                 "fps_hint", "llm_mode", "first_frame_at", "last_seq", "last_t", "n_frames",
+                 "deciding_since", "decided_at", "decision", "guidance", "reasons", "frames_purged_at")
+_FRAME_COLS = ("session_id", "seq", "t", "client_t", "received_at", "sha256", "size", "width", "height",
+               "n_faces", "summary", "landmarks", "stored_key")
+
+
+class SQLiteStore:
+    """The SQLite implementation of ``Store``. Safe to share between threads of one process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        conn = self._conn()
+        conn.executescript(SCHEMA_FILE.read_text(encoding="utf-8"))
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # -- connections -------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=15.0, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=15000")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def ping(self) -> None:
+        """Raise ``sqlite3.Error`` unless the database answers a query."""
+        self._conn().execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    # -- sessions ----------------------------------------------------------------------------
+    def create_session(self, session: SessionRecord, challenge: ChallengeRecord, at: float) -> None:
+        row = _session_row(session)
+        with self._tx() as c:
+            c.execute(f"INSERT INTO sessions ({','.join(_SESSION_COLS)}) VALUES "
+                      f"({','.join('?' * len(_SESSION_COLS))})", [row[k] for k in _SESSION_COLS])
+            c.execute("INSERT INTO challenges (session_id, steps, wording, source, fallback_reason) "
+                      "VALUES (?, ?, ?, ?, ?)",
+                      (session.id, json.dumps([s.as_dict() for s in challenge.steps]),
+                       json.dumps(challenge.wording), challenge.source, challenge.fallback_reason))
+            _audit(c, session.id, "client", "session_created",
+                   {"steps": [s.action for s in challenge.steps], "source": challenge.source}, at)
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        row = self._conn().execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return _session(row) if row else None
+
+    def get_challenge(self, session_id: str) -> ChallengeRecord | None:
+        row = self._conn().execute("SELECT * FROM challenges WHERE session_id = ?", (session_id,)).fetchone()
+        if row is None:
+            return None
+        steps = tuple(Step(s["action"], s["start_s"], s["end_s"]) for s in json.loads(row["steps"]))
+        return ChallengeRecord(session_id, steps, json.loads(row["wording"]), row["source"],
+                               row["fallback_reason"])
+
+    def expire(self, session_id: str, at: float) -> bool:
+        with self._tx() as c:
+            cur = c.execute("UPDATE sessions SET status = 'expired' WHERE id = ? AND status IN (?, ?) "
+                            "AND expires_at <= ?", (session_id, *OPEN_STATUSES, at))
+            if cur.rowcount:
+                _audit(c, session_id, "system", "session_expired", {}, at)
+            return cur.rowcount == 1
+
+    def expired_open_sessions(self, now: float) -> list[str]:
+        rows = self._conn().execute("SELECT id FROM sessions WHERE status IN (?, ?) AND expires_at <= ?",
+                                    (*OPEN_STATUSES, now)).fetchall()
+        return [r["id"] for r in rows]
+
+    # -- frames ------------------------------------------------------------------------------
+    def has_frame_hash(self, session_id: str, sha256: str) -> bool:
+        row = self._conn().execute("SELECT 1 FROM frames WHERE session_id = ? AND sha256 = ?",
+                                   (session_id, sha256)).fetchone()
+        return row is not None
+
+    def add_frame(self, frame: FrameRecord, max_frames: int) -> SessionRecord:
+        """Insert one frame if the session is open and the frame follows the last one.
+
+        Returns the updated session. Raises ``SessionNotFound``, ``SessionClosed`` or
+        ``FrameRejected`` (``out_of_sequence``, ``replayed_frame``, ``too_many_frames``).
+        """
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM sessions WHERE id = ?", (frame.session_id,)).fetchone()
+            if row is None:
+                raise SessionNotFound("no such session")
+            if row["status"] not in OPEN_STATUSES:
+                raise SessionClosed(f"session is {row['status']}; no more frames are accepted")
+            if frame.seq <= row["last_seq"]:
+                raise FrameRejected(f"frame {frame.seq} is out of sequence (last was {row['last_seq']})",
+                                    code="out_of_sequence")
+            if row["n_frames"] >= max_frames:
+                raise FrameRejected(f"at most {max_frames} frames per session", code="too_many_frames")
+            try:
+                c.execute(f"INSERT INTO frames ({','.join(_FRAME_COLS)}) VALUES "
+                          f"({','.join('?' * len(_FRAME_COLS))})", _frame_values(frame))
+            except sqlite3.IntegrityError:
+                raise FrameRejected("the same frame was already uploaded", code="replayed_frame") from None
+            first = row["first_frame_at"] if row["first_frame_at"] is not None else frame.received_at
+            c.execute("UPDATE sessions SET status = 'capturing', first_frame_at = ?, last_seq = ?, "
+                      "last_t = ?, n_frames = n_frames + 1 WHERE id = ?",
+                      (first, frame.seq, frame.t, frame.session_id))
+            if row["status"] == "created":
+                _audit(c, frame.session_id, "client", "capture_started", {"seq": frame.seq}, frame.received_at)
+            return _session(c.execute("SELECT * FROM sessions WHERE id = ?", (frame.session_id,)).fetchone())
+
+    def frames(self, session_id: str, with_landmarks: bool = False) -> list[FrameRecord]:
+        cols = _FRAME_COLS if with_landmarks else tuple(c for c in _FRAME_COLS if c != "landmarks")
+        rows = self._conn().execute(f"SELECT {','.join(cols)} FROM frames WHERE session_id = ? ORDER BY seq",
+                                    (session_id,)).fetchall()
+        return [_frame(r) for r in rows]
+
+    def mark_frames_purged(self, session_id: str, at: float) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE frames SET landmarks = NULL, stored_key = NULL WHERE session_id = ?", (session_id,))
+            c.execute("UPDATE sessions SET frames_purged_at = ? WHERE id = ?", (at, session_id))
+            _audit(c, session_id, "system", "frames_deleted", {}, at)
+
+    def sessions_to_purge(self, now: float, review_before: float, keep_review: bool,
+                          keep_all: bool) -> list[str]:
+        """Sessions whose frames the retention policy says to delete now."""
+        if keep_all:
+            sql = "SELECT id FROM sessions WHERE frames_purged_at IS NULL AND status = 'expired'"
+            args: tuple[Any, ...] = ()
+        else:
+            sql = ("SELECT id FROM sessions WHERE frames_purged_at IS NULL AND (status = 'expired' OR "
+                   "(status = 'decided' AND (decision != 'review' OR ? = 0 OR decided_at < ?)))")
+            args = (1 if keep_review else 0, review_before)
+        return [r["id"] for r in self._conn().execute(sql, args).fetchall()]
+
+    # -- decisions ---------------------------------------------------------------------------
+    def claim_decision(self, session_id: str, at: float, stale_before: float) -> bool:
+        """Move an open (or stale deciding) session to ``deciding``. True if this caller won."""
+        with self._tx() as c:
+            cur = c.execute("UPDATE sessions SET status = 'deciding', deciding_since = ? WHERE id = ? AND "
+                            "(status IN (?, ?) OR (status = 'deciding' AND deciding_since < ?))",
+                            (at, session_id, *OPEN_STATUSES, stale_before))
+            if cur.rowcount:
+                _audit(c, session_id, "client", "decision_started", {}, at)
+            return cur.rowcount == 1
+
+    def save_decision(self, record: DecisionRecord, actions: list[dict[str, Any]]) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO decisions (session_id, decision, guidance, reasons, rationale, "
+                      "llm_used, evidence, judgment, keyframes, decided_at, duration_ms) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (record.session_id, record.decision, record.guidance, json.dumps(record.reasons),
+                       record.rationale, int(record.llm_used), json.dumps(record.evidence),
+                       json.dumps(record.judgment) if record.judgment is not None else None,
+                       json.dumps(record.keyframes), record.decided_at, record.duration_ms))
+            c.execute("DELETE FROM action_evidence WHERE session_id = ?", (record.session_id,))
+            for i, a in enumerate(actions):
+                c.execute("INSERT INTO action_evidence (session_id, idx, action, start_s, end_s, verdict, detail) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (record.session_id, i, a["action"], a["start_s"], a["end_s"], a["verdict"],
+                           json.dumps(a)))
+            c.execute("UPDATE sessions SET status = 'decided', decided_at = ?, decision = ?, guidance = ?, "
+                      "reasons = ? WHERE id = ?", (record.decided_at, record.decision, record.guidance,
+                                                   json.dumps(record.reasons), record.session_id))
+            _audit(c, record.session_id, "system", "decided",
+                   {"decision": record.decision, "reasons": record.reasons, "llm_used": record.llm_used},
+                   record.decided_at)
+
+    def get_decision(self, session_id: str) -> DecisionRecord | None:
+        r = self._conn().execute("SELECT * FROM decisions WHERE session_id = ?", (session_id,)).fetchone()
+        if r is None:
+            return None
+        return DecisionRecord(r["session_id"], r["decision"], r["guidance"], json.loads(r["reasons"]),
+                              r["rationale"], bool(r["llm_used"]), json.loads(r["evidence"]),
+                              json.loads(r["judgment"]) if r["judgment"] else None,
+                              json.loads(r["keyframes"]), r["decided_at"], r["duration_ms"])
+
+    def action_evidence(self, session_id: str) -> list[dict[str, Any]]:
+        rows = self._conn().execute("SELECT detail FROM action_evidence WHERE session_id = ? ORDER BY idx",
+                                    (session_id,)).fetchall()
+        return [json.loads(r["detail"]) for r in rows]
+
+    def add_llm_call(self, call: LlmCallRecord) -> None:
+        self._conn().execute(
+            "INSERT INTO llm_calls (session_id, kind, outcome, model, template_hashes, usage, raw_text, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (call.session_id, call.kind, call.outcome, call.model, json.dumps(call.template_hashes),
+             json.dumps(call.usage), call.raw_text, call.created_at))
+
+    def llm_calls(self, session_id: str) -> list[LlmCallRecord]:
+        rows = self._conn().execute("SELECT * FROM llm_calls WHERE session_id = ? ORDER BY id",
+                                    (session_id,)).fetchall()
+        return [LlmCallRecord(r["session_id"], r["kind"], r["outcome"], r["model"],
+                              json.loads(r["template_hashes"]), json.loads(r["usage"]), r["raw_text"],
+                              r["created_at"]) for r in rows]
+
+    # -- queries for operators and limits -----------------------------------------------------
+    def list_sessions(self, *, status: str | None = None, decision: str | None = None,
+                      since: float | None = None, until: float | None = None,
+                      limit: int = 50, offset: int = 0) -> list[SessionRecord]:
+        where, args = _filters(status=status, decision=decision, since=since, until=until)
+        rows = self._conn().execute(f"SELECT * FROM sessions{where} ORDER BY created_at DESC LIMIT ? OFFSET ?",
+                                    (*args, limit, offset)).fetchall()
+        return [_session(r) for r in rows]
+
+    def failures_since(self, client_key: str, since: float) -> list[float]:
+        rows = self._conn().execute("SELECT decided_at FROM sessions WHERE client_key = ? AND decision = 'fail' "
+                                    "AND decided_at >= ? ORDER BY decided_at", (client_key, since)).fetchall()
+        return [r["decided_at"] for r in rows]
+
+    def sessions_created_since(self, client_key: str, since: float) -> int:
+        row = self._conn().execute("SELECT COUNT(*) AS n FROM sessions WHERE client_key = ? AND created_at >= ?",
+                                   (client_key, since)).fetchone()
+        return int(row["n"])
+
+    def add_alert(self, alert: AlertRecord) -> int:
+        with self._tx() as c:
+            cur = c.execute("INSERT INTO alerts (session_id, client_key, severity, cause, message, created_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", (alert.session_id, alert.client_key, alert.severity,
+                                                          alert.cause, alert.message, alert.created_at))
+            alert_id = int(cur.lastrowid or 0)
+            _audit(c, alert.session_id, "system", "alert_raised",
+                   {"alert_id": alert_id, "severity": alert.severity, "cause": alert.cause}, alert.created_at)
+        return alert_id
+
+    def list_alerts(self, *, severity: str | None = None, acknowledged: bool | None = None,
+                    session_id: str | None = None, limit: int = 100) -> list[AlertRecord]:
+        clauses, args = [], []
+        if severity is not None:
+            clauses.append("severity = ?")
+            args.append(severity)
+        if acknowledged is not None:
+            clauses.append("acknowledged_at IS NOT NULL" if acknowledged else "acknowledged_at IS NULL")
+        if session_id is not None:
+            clauses.append("session_id = ?")
+            args.append(session_id)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        rows = self._conn().execute(f"SELECT * FROM alerts{where} ORDER BY id DESC LIMIT ?",
+                                    (*args, limit)).fetchall()
+        return [_alert(r) for r in rows]
+
+    def ack_alert(self, alert_id: int, by: str, at: float) -> AlertRecord | None:
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+            if row is None:
+                return None
+            if row["acknowledged_at"] is None:
+                c.execute("UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ?",
+                          (at, by, alert_id))
+                _audit(c, row["session_id"], "operator", "alert_acknowledged", {"alert_id": alert_id}, at)
+            return _alert(c.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone())
+
+    def audit(self, session_id: str | None, actor: str, event: str, detail: dict[str, Any], at: float) -> None:
+        _audit(self._conn(), session_id, actor, event, detail, at)
+
+    def audit_log(self, session_id: str) -> list[dict[str, Any]]:
+        rows = self._conn().execute("SELECT at, actor, event, detail FROM audit_log WHERE session_id = ? "
+                                    "ORDER BY id", (session_id,)).fetchall()
+        return [{"at": r["at"], "actor": r["actor"], "event": r["event"], "detail": json.loads(r["detail"])}
+                for r in rows]
+
+    def stats(self, since: float | None = None) -> dict[str, Any]:
+        where, args = _filters(since=since)
+        c = self._conn()
+        by_status = {r["status"]: r["n"] for r in c.execute(
+            f"SELECT status, COUNT(*) AS n FROM sessions{where} GROUP BY status", args)}
+        by_decision = {r["decision"]: r["n"] for r in c.execute(
+            f"SELECT decision, COUNT(*) AS n FROM sessions{where}{' AND' if where else ' WHERE'} "
+            "decision IS NOT NULL GROUP BY decision", args)}
+        reasons: dict[str, int] = {}
+        for r in c.execute(f"SELECT reasons FROM sessions{where}", args):
+            for code in json.loads(r["reasons"]):
+                reasons[code] = reasons.get(code, 0) + 1
+        latency = [r["duration_ms"] for r in c.execute(
+            "SELECT d.duration_ms FROM decisions d JOIN sessions s ON s.id = d.session_id"
+            + (" WHERE s.created_at >= ?" if since is not None else "") + " ORDER BY d.duration_ms", args)]
+        open_alerts = {r["severity"]: r["n"] for r in c.execute(
+            "SELECT severity, COUNT(*) AS n FROM alerts WHERE acknowledged_at IS NULL GROUP BY severity")}
+        decided = sum(by_decision.values())
+        return {
+            "sessions": sum(by_status.values()), "by_status": by_status, "by_decision": by_decision,
+            "pass_rate": round(by_decision.get("pass", 0) / decided, 4) if decided else None,
+            "review_rate": round(by_decision.get("review", 0) / decided, 4) if decided else None,
+            "reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+            "decision_ms_p50": _pct(latency, 0.5), "decision_ms_p95": _pct(latency, 0.95),
+            "open_alerts": open_alerts,
+        }
+
+
+def _audit(c: sqlite3.Connection, session_id: str | None, actor: str, event: str,
+           detail: dict[str, Any], at: float) -> None:
+    c.execute("INSERT INTO audit_log (at, session_id, actor, event, detail) VALUES (?, ?, ?, ?, ?)",
+              (at, session_id, actor, event, json.dumps(detail, sort_keys=True)))
+
+
+def _filters(**kw: Any) -> tuple[str, tuple[Any, ...]]:
+    clauses, args = [], []
+    ops = {"status": "status = ?", "decision": "decision = ?", "since": "created_at >= ?",
+           "until": "created_at < ?"}
+    for name, value in kw.items():
+        if value is not None:
+            clauses.append(ops[name])
+            args.append(value)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
+
+
+def _pct(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    return round(sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))], 1)
+
+
+def _session_row(s: SessionRecord) -> dict[str, Any]:
+    row = {k: getattr(s, k) for k in _SESSION_COLS}
+    row["reasons"] = json.dumps(s.reasons)
+    return row
+
+
+def _session(r: sqlite3.Row) -> SessionRecord:
+    d = {k: r[k] for k in _SESSION_COLS}
+    d["reasons"] = json.loads(d["reasons"])
+    return SessionRecord(**d)
+
+
+def _frame_values(f: FrameRecord) -> list[Any]:
+    d = {k: getattr(f, k) for k in _FRAME_COLS}
+    d["summary"] = json.dumps(f.summary)
+    return [d[k] for k in _FRAME_COLS]
+
+
+def _frame(r: sqlite3.Row) -> FrameRecord:
+    d = {k: r[k] for k in r.keys()}
+    d["summary"] = json.loads(d["summary"])
+    return FrameRecord(**d)
+
+
+def _alert(r: sqlite3.Row) -> AlertRecord:
+    return AlertRecord(severity=r["severity"], cause=r["cause"], message=r["message"],
+                       created_at=r["created_at"], session_id=r["session_id"], client_key=r["client_key"],
+                       id=r["id"], acknowledged_at=r["acknowledged_at"], acknowledged_by=r["acknowledged_by"])

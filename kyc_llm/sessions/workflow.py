@@ -1,0 +1,191 @@
+"""The one place the service calls the LLM layer, the vision evidence and the decision.
+
+- ``issue_challenge``: actions drawn from the CSPRNG (or the fixed demo challenge), windows laid
+  out from the configured durations, wording written by the LLM with local fallback.
+- ``evaluate``: vision evidence from the session's observations, the LLM judgment on keyframes
+  (skipped, and said so, when the provider is offline), and the fused decision.
+
+Nothing here touches HTTP or storage; the lifecycle stores what these return.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..challenge import Step
+from ..config import Config
+from ..vision.evidence import VisionEvidence
+from ..vision.observation import FrameObservation
+from ..vision.pipeline import build_evidence
+from ..vision.thresholds import Thresholds
+from .store import LlmCallRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One LLM call as the service stores it (before the session id is known)."""
+
+    kind: str
+    outcome: str
+    model: str | None
+    template_hashes: dict[str, str]
+    usage: dict[str, Any]
+    raw_text: str | None
+    created_at: float
+
+    def for_session(self, session_id: str) -> LlmCallRecord:
+        return LlmCallRecord(session_id, self.kind, self.outcome, self.model, dict(self.template_hashes),
+                             dict(self.usage), self.raw_text, self.created_at)
+
+
+@dataclass(frozen=True)
+class IssuedChallenge:
+    steps: tuple[Step, ...]
+    wording: list[str]
+    source: str  # llm | local | fixed
+    fallback_reason: str | None
+    capture_s: float
+    call: CallRecord | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    decision: str
+    reasons: list[str]
+    rationale: str
+    llm_used: bool
+    evidence: dict[str, Any]
+    judgment: dict[str, Any] | None
+    llm_call: CallRecord | None
+
+
+def lay_out(actions: Sequence[tuple[str, float]], lead_in_s: float) -> tuple[Step, ...]:
+    """Back-to-back windows after a neutral lead-in: ``[(action, seconds)]`` -> steps."""
+    steps, t = [], lead_in_s
+    for action, seconds in actions:
+        steps.append(Step(action, round(t, 3), round(t + seconds, 3)))
+        t += seconds
+    return tuple(steps)
+
+
+class Workflow:
+    """Challenge issuing and session evaluation with one LLM provider and one set of thresholds.
+
+    ``provider`` is built lazily from the environment (``config.llm_env``) unless one is
+    given; ``clock`` stamps the stored LLM calls.
+    """
+
+    def __init__(self, config: Config, thresholds: Thresholds, templates: Any, provider: Any = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        from ..llm.settings import LLMSettings
+
+        self.config = config
+        self.thresholds = thresholds
+        self.settings = LLMSettings.from_env(config.llm_env)
+        self._provider = provider
+        self.templates = templates
+        self.clock = clock or time.time
+
+    @property
+    def provider(self) -> Any:
+        if self._provider is None:
+            from ..llm.providers import make_provider
+
+            self._provider = make_provider(self.settings)
+        return self._provider
+
+    @property
+    def offline(self) -> bool:
+        return bool(getattr(self.provider, "offline", False))
+
+    # -- challenge ---------------------------------------------------------------------------
+    def issue_challenge(self) -> IssuedChallenge:
+        """A fresh challenge: steps, wording per step, where the wording came from.
+
+        The actions come from the CSPRNG (``draw_actions``) or the fixed demo challenge; the
+        LLM only words them, within the LLM layer's deadline, else local wording is used.
+        """
+        from ..llm.challenge_text import draw_actions, write_challenge
+
+        cfg = self.config
+        if cfg.fixed_challenge:
+            pairs = list(cfg.fixed_challenge)
+        else:
+            pairs = [(a, cfg.action_duration_s) for a in draw_actions(self.settings.challenge_length)]
+        steps = lay_out(pairs, cfg.lead_in_s)
+        wording = write_challenge(self.provider, steps, self.settings, self.templates)
+        usage = wording.usage.as_dict() if wording.usage is not None else {}
+        call = CallRecord("challenge", wording.source if wording.source == "llm" else "local",
+                          self.provider.model, dict(wording.templates), usage, None, self.clock())
+        source = "fixed" if cfg.fixed_challenge and wording.source != "llm" else wording.source
+        return IssuedChallenge(steps, list(wording.texts), source, wording.fallback_reason,
+                               round(steps[-1].end_s + cfg.tail_s, 3), call)
+
+    # -- evaluation --------------------------------------------------------------------------
+    def evaluate(self, steps: Sequence[Step], observations: Sequence[FrameObservation],
+                 frames: Sequence[tuple[float, np.ndarray]]) -> Outcome:
+        """Evidence, judgment and decision for a session's frames.
+
+        ``frames`` is indexed only for the keyframes the judge sends. Returns the outcome
+        with everything the store keeps; the LLM call record is None only when no judgment
+        was attempted.
+        """
+        from ..decision import Policy, decide
+
+        evidence = build_evidence(observations, steps, self.thresholds)
+        judgment = self._judge(tuple(steps), frames, evidence)
+        decision = decide(evidence, self.thresholds, _JudgmentView(judgment),
+                          Policy(require_llm=self.config.require_llm))
+        call = CallRecord("judgment", judgment.outcome, judgment.model, dict(judgment.templates),
+                          {"calls": [u.as_dict() for u in judgment.usage], "keyframes": judgment.keyframes},
+                          judgment.raw_text, self.clock())
+        return Outcome(decision.decision, list(decision.reasons), decision.rationale, decision.llm_used,
+                       evidence.as_dict(), judgment.as_dict(), call)
+
+    def _judge(self, steps: tuple[Step, ...], frames: Sequence[tuple[float, np.ndarray]],
+               evidence: VisionEvidence) -> Any:
+        """The LLM judgment; a frame that cannot be loaded makes it ``llm_unavailable``."""
+        from ..llm.errors import JudgmentInputError
+        from ..llm.judge import judge_movements
+        from ..llm.judgment import Judgment
+        from .framestore import FrameStoreError
+
+        try:
+            return judge_movements(self.provider, steps, frames, evidence, self.settings, self.templates)
+        except (FrameStoreError, JudgmentInputError) as exc:
+            log.warning("judgment skipped: %s", exc.message)
+            return Judgment(outcome="llm_unavailable", provider=self.provider.name, model=self.provider.model,
+                            error=f"keyframes unavailable: {exc.message}")
+
+
+class _Flag:
+    """A bool that can also be called: ``decision.JudgmentLike`` calls ``spoof_suspected()``
+    while ``llm.judgment.Judgment`` exposes it as a property; this reads right either way
+    until the two agree (then ``_JudgmentView`` can go)."""
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def __bool__(self) -> bool:
+        return self.value
+
+    def __call__(self) -> bool:
+        return self.value
+
+
+class _JudgmentView:
+    """The judgment as ``decide`` reads it (outcome, per-action verdicts, spoof flag)."""
+
+    def __init__(self, judgment: Any) -> None:
+        self.outcome = judgment.outcome
+        self.actions = judgment.actions
+        flag = judgment.spoof_suspected
+        self.spoof_suspected = _Flag(bool(flag() if callable(flag) else flag))

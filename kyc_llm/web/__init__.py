@@ -1,0 +1,84 @@
+"""The Flask app: ``create_app`` builds it; blueprints ``api``, ``operator`` and ``pages``.
+
+Nothing is built at import time. ``create_app`` reads the configuration, validates the
+thresholds and the prompt templates (refusing to start on a broken one) and registers the
+blueprints; the database, frame store, FaceMesh graphs and LLM client are created on first
+use by ``kyc_llm.sessions.Services``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from flask import Flask, current_app
+
+from ..config import ROOT, Config
+from ..sessions import Services
+
+log = logging.getLogger(__name__)
+# Pages load only their own scripts and styles; frames go to our own API; keyframes are blobs.
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        "media-src 'self' blob: mediastream:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None,
+               clock: Callable[[], float] | None = None, llm_provider: Any = None) -> Flask:
+    """Build the app: defaults, then ``environ`` (default ``os.environ``), then ``test_config``.
+
+    ``clock`` (seconds, default ``time.time``) and ``llm_provider`` (default: from the
+    environment) let tests control time and the LLM. Raises ``ConfigError`` for bad settings,
+    a fixed challenge in production, unreadable thresholds, or a broken prompt template.
+    """
+    from ..prompts import load_templates
+    from ..vision.thresholds import load_thresholds
+    from .api import bp as api_bp
+    from .errors import register_error_handlers
+    from .operator import bp as operator_bp
+    from .pages import bp as pages_bp
+
+    config = Config.from_env(environ, test_config)
+    thresholds = load_thresholds(config.thresholds_path)
+    templates = load_templates(Path(config.prompts_dir))  # refuses a broken template
+
+    app = Flask(__name__, root_path=str(ROOT), template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"), static_url_path="/static")
+    app.config["KYC"] = config
+    # Base64 makes a JSON batch a third larger than its frames; leave room for the envelope.
+    app.config["MAX_CONTENT_LENGTH"] = config.max_batch * config.max_frame_bytes * 4 // 3 + 65536
+    app.config["MAX_FORM_MEMORY_SIZE"] = config.max_frame_bytes + 65536
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if config.trust_proxy:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+
+    services = Services(config, thresholds, templates, clock=clock, llm_provider=llm_provider)
+    services.workflow  # validates the LLM settings now: a bad variable stops the start
+    app.extensions["kyc"] = services
+
+    register_error_handlers(app)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(operator_bp)
+    app.register_blueprint(pages_bp)
+
+    @app.after_request
+    def _headers(resp):  # type: ignore[no-untyped-def]
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        if resp.mimetype == "application/json":
+            resp.headers.setdefault("Cache-Control", "no-store")
+        elif resp.mimetype == "text/html":
+            resp.headers.setdefault("Content-Security-Policy", _CSP)
+            resp.headers.setdefault("Permissions-Policy", "camera=(self), microphone=()")
+        return resp
+
+    log.info("kyc service configured: %s", config.public_summary())
+    return app
+
+
+def services() -> Services:
+    """The current app's ``Services``."""
+    return current_app.extensions["kyc"]
+

@@ -1,0 +1,111 @@
+"""The public JSON API under /api/v1 (and /healthz): thin views over ``SessionService``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from ..sessions.lifecycle import client_key
+from ..sessions.store import ChallengeRecord, SessionRecord
+from . import services
+from .openapi import openapi_document
+from .requests import bearer_token, frame_uploads, json_body
+
+bp = Blueprint("api", __name__)
+PREFIX = "/api/v1"
+
+
+def _client() -> str:
+    return client_key(request.remote_addr or "unknown")
+
+
+def _session(session_id: str) -> SessionRecord:
+    return services().sessions.authorize(session_id, bearer_token())
+
+
+@bp.post(f"{PREFIX}/sessions")
+def create_session() -> tuple[Response, int]:
+    """Issue a session: id, token, challenge, upload hints, expiry."""
+    json_body(optional=True)  # no options yet, but a malformed body is still refused
+    svc = services().sessions
+    session, challenge, token = svc.create(_client())
+    body = {
+        "id": session.id,
+        "token": token,
+        "status": session.status,
+        "expires_in_s": round(session.expires_at - session.created_at, 1),
+        "challenge": _challenge_view(challenge, session),
+        "upload": _upload_hints(),
+        "llm_mode": session.llm_mode,
+        "links": {
+            "self": url_for("api.get_session", session_id=session.id),
+            "frames": url_for("api.upload_frames", session_id=session.id),
+            "complete": url_for("api.complete_session", session_id=session.id),
+        },
+    }
+    resp = jsonify(body)
+    resp.headers["Location"] = body["links"]["self"]
+    return resp, 201
+
+
+@bp.post(f"{PREFIX}/sessions/<session_id>/frames")
+def upload_frames(session_id: str) -> Response:
+    """Accept a batch of frames; answer with per-frame feedback and the challenge progress."""
+    session = _session(session_id)
+    uploads = frame_uploads()
+    return jsonify(services().sessions.add_frames(session, uploads))
+
+
+@bp.post(f"{PREFIX}/sessions/<session_id>/complete")
+def complete_session(session_id: str) -> tuple[Response, int]:
+    """Decide the session (bounded); 202 while the decision is still running."""
+    session = _session(session_id)
+    body, finished = services().sessions.complete(session)
+    return jsonify(body), (200 if finished else 202)
+
+
+@bp.get(f"{PREFIX}/sessions/<session_id>")
+def get_session(session_id: str) -> Response:
+    """Status and, once decided, the user-facing result."""
+    session = _session(session_id)
+    return jsonify(services().sessions.status(session))
+
+
+@bp.get(f"{PREFIX}/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """Liveness and readiness: the database answers a query."""
+    svc = services()
+    try:
+        svc.sessions.store.ping()
+        db = "ok"
+    except Exception:  # any storage failure means "not ready"; details go to the log
+        db = "unavailable"
+    body = {"status": "ok" if db == "ok" else "degraded", "database": db,
+            "llm_mode": "offline" if svc.workflow.offline else "live"}
+    return jsonify(body), (200 if db == "ok" else 503)
+
+
+def _challenge_view(challenge: ChallengeRecord, session: SessionRecord) -> dict[str, Any]:
+    steps = []
+    for step, text in zip(challenge.steps, challenge.wording):
+        steps.append({"action": step.action, "instruction": text, "start_s": step.start_s,
+                      "end_s": step.end_s, "duration_s": round(step.end_s - step.start_s, 3)})
+    return {"steps": steps, "capture_s": session.capture_s, "wording_source": challenge.source}
+
+
+def _upload_hints() -> dict[str, Any]:
+    from ..upload import PATCH_EVERY, PATCH_SIZE
+
+    cfg = services().config
+    return {"fps": cfg.fps_hint, "width": cfg.frame_width, "height": cfg.frame_height,
+            "jpeg_quality": cfg.jpeg_quality, "max_batch": cfg.max_batch,
+            "max_frame_bytes": cfg.max_frame_bytes, "max_frames": cfg.max_frames,
+            # Every patch_every-th frame also carries a lossless PNG crop of patch_size px
+            # centred on the nose the previous answer gave (feedback.nose).
+            "patch_every": PATCH_EVERY, "patch_size": PATCH_SIZE}

@@ -1,0 +1,201 @@
+"""Reading what clients send: JSON bodies, frame batches (multipart or JSON), tokens, query args.
+
+Each reader returns plain values or raises a typed error the JSON handler renders as a 4xx.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flask import request
+
+from ..errors import FrameError
+from ..sessions.errors import BadRequest
+from ..sessions.lifecycle import Upload
+from ..vision.intake import decode_data_url
+from .errors import MalformedJSON, UnsupportedMediaType
+
+
+def json_body(optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object. An empty body is ``{}`` when ``optional``.
+
+    Raises ``UnsupportedMediaType`` (not application/json), ``MalformedJSON`` (does not parse)
+    or ``BadRequest`` (not an object).
+    """
+    if optional and not request.get_data(cache=True):
+        return {}
+    if not request.is_json:
+        raise UnsupportedMediaType("send a JSON body with Content-Type: application/json")
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nesting deeper than the parser's stack: not a frame batch
+        data = None
+    if data is None:
+        raise MalformedJSON("the body is not valid JSON")
+    if not isinstance(data, dict):
+        raise BadRequest("the JSON body must be an object")
+    return data
+
+
+def bearer_token() -> str | None:
+    """The token of ``Authorization: Bearer <token>``, or None."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def frame_uploads() -> list[Upload]:
+    """The frames of an upload request, in the order sent.
+
+    Multipart: files in field ``frame`` with matching ``seq`` fields and optional ``t``
+    fields (client time in seconds). JSON: ``{"frames": [{"seq", "t", "image": data URL,
+    "patch": {"image": PNG data URL, "x", "y"}}]}`` (``patch`` optional: the lossless
+    texture crop the page sends on every few frames).
+    Raises ``UnsupportedMediaType``, ``MalformedJSON``, ``BadRequest`` or ``FrameError`` (bad data URL or base64).
+    """
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        return _multipart()
+    if mimetype == "application/json" or request.is_json:
+        return _json_batch()
+    raise UnsupportedMediaType("send frames as multipart/form-data or as a JSON batch of data URLs")
+
+
+def _multipart() -> list[Upload]:
+    files = request.files.getlist("frame")
+    if not files:
+        raise BadRequest("no file in field 'frame'", code="no_frames")
+    seqs = request.form.getlist("seq")
+    times = request.form.getlist("t")
+    if len(seqs) != len(files):
+        raise BadRequest("send one 'seq' field per 'frame' file")
+    if times and len(times) != len(files):
+        raise BadRequest("send one 't' field per 'frame' file, or none")
+    patches = _multipart_patches()
+    out = []
+    for i, f in enumerate(files):
+        if f.mimetype not in ("image/jpeg", "image/png", "application/octet-stream"):
+            raise UnsupportedMediaType(f"frame {i} must be image/jpeg, not {f.mimetype}")
+        seq = _int(seqs[i], f"seq of frame {i}")
+        t = _number(times[i], f"t of frame {i}") if times else None
+        patch, px, py = patches.pop(seq, (None, 0, 0))
+        out.append(Upload(seq, t, f.read(), patch, px, py))
+    if patches:
+        raise BadRequest(f"patch for a frame not in this request (seq {sorted(patches)[0]})")
+    return out
+
+
+def _multipart_patches() -> dict[int, tuple[bytes, int, int]]:
+    """Optional texture patches: files ``patch`` with matching ``patch_seq``, ``patch_x``,
+    ``patch_y`` fields, keyed by the seq of their frame."""
+    files = request.files.getlist("patch")
+    fields = [request.form.getlist(n) for n in ("patch_seq", "patch_x", "patch_y")]
+    if any(len(f) != len(files) for f in fields):
+        raise BadRequest("send patch_seq, patch_x and patch_y once per 'patch' file")
+    out = {}
+    for i, f in enumerate(files):
+        seq = _int(fields[0][i], f"patch_seq of patch {i}")
+        if seq in out:
+            raise BadRequest(f"two patches for frame {seq}")
+        out[seq] = (f.read(), _int(fields[1][i], f"patch_x of patch {i}"), _int(fields[2][i], f"patch_y of patch {i}"))
+    return out
+
+
+def _json_batch() -> list[Upload]:
+    body = json_body()
+    unknown = set(body) - {"frames"}
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
+    frames = body.get("frames")
+    if not isinstance(frames, list):
+        raise BadRequest("'frames' must be a list of {seq, t, image}")
+    if not frames:
+        raise BadRequest("'frames' is empty", code="no_frames")
+    out = []
+    for i, item in enumerate(frames):
+        if not isinstance(item, dict):
+            raise BadRequest(f"frames[{i}] must be an object")
+        extra = set(item) - {"seq", "t", "image", "patch"}
+        if extra:
+            raise BadRequest(f"frames[{i}]: unknown field(s) {', '.join(sorted(extra))}")
+        if "seq" not in item or "image" not in item:
+            raise BadRequest(f"frames[{i}] needs 'seq' and 'image'")
+        if not isinstance(item["seq"], int):
+            raise BadRequest(f"frames[{i}].seq must be a non-negative integer")
+        seq = _int(item["seq"], f"frames[{i}].seq")
+        t = None if item.get("t") is None else _number(item["t"], f"frames[{i}].t")
+        try:
+            data = decode_data_url(item["image"])
+        except FrameError as exc:
+            raise FrameError(f"frames[{i}].image: {exc.message}") from None
+        patch, px, py = _json_patch(item.get("patch"), f"frames[{i}].patch")
+        out.append(Upload(seq, t, data, patch, px, py))
+    return out
+
+
+def _json_patch(raw: Any, what: str) -> tuple[bytes | None, int, int]:
+    """``{"image": PNG data URL, "x": int, "y": int}`` -> (PNG bytes, x, y); absent -> None."""
+    if raw is None:
+        return None, 0, 0
+    if not isinstance(raw, dict) or set(raw) != {"image", "x", "y"}:
+        raise BadRequest(f"{what} must be an object with exactly image, x and y")
+    x, y = raw["x"], raw["y"]
+    if not isinstance(x, int) or not isinstance(y, int):
+        raise BadRequest(f"{what}: x and y must be non-negative integers")
+    try:
+        data = decode_data_url(raw["image"])
+    except FrameError as exc:
+        raise FrameError(f"{what}.image: {exc.message}") from None
+    return data, _int(x, f"{what}.x"), _int(y, f"{what}.y")
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise BadRequest(f"{what} must be an integer")
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.isdigit():
+            raise BadRequest(f"{what} must be a non-negative integer")
+        value = int(value)
+    if not isinstance(value, int) or value < 0 or value > 10_000_000:
+        raise BadRequest(f"{what} must be a non-negative integer")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool):
+        raise BadRequest(f"{what} must be a number")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"{what} must be a number") from None
+    if not math.isfinite(out):
+        raise BadRequest(f"{what} must be a finite number")
+    return out
+
+
+def query_float(name: str) -> float | None:
+    raw = request.args.get(name)
+    return None if raw in (None, "") else _number(raw, f"query parameter {name}")
+
+
+def query_int(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    value = _int(raw, f"query parameter {name}")
+    if not low <= value <= high:
+        raise BadRequest(f"query parameter {name} must be between {low} and {high}")
+    return value
+
+
+def query_choice(name: str, choices: tuple[str, ...]) -> str | None:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return None
+    if raw not in choices:
+        raise BadRequest(f"query parameter {name} must be one of {', '.join(choices)}")
+    return raw

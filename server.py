@@ -1,0 +1,18 @@
+"""Entry point. ``python server.py`` serves on 127.0.0.1:8000 (KYC_HOST / KYC_PORT to change);
+in production run gunicorn with the repo's config: ``gunicorn -c gunicorn.conf.py server:app``.
+
+Works with no AWS credentials: the LLM layer then runs offline and every decision says so.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kyc_llm.web import create_app
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+app = create_app()
+
+if __name__ == "__main__":
+    config = app.config["KYC"]
+    app.run(host=config.host, port=config.port, threaded=True)

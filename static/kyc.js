@@ -1,0 +1,340 @@
+// The webcam page: camera -> session -> frames at the hinted rate -> complete -> result.
+// Stable hooks for automated tests: #start, #instruction, #result[data-decision], #error.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const API = "/api/v1";
+  const LEAD_IN_TEXT = "Look straight at the camera";
+  let state = null;
+
+  function show(section) {
+    for (const id of ["intro", "capture", "done"]) $(id).hidden = id !== section;
+  }
+
+  function showError(message) {
+    const el = $("error");
+    el.textContent = message;
+    el.hidden = false;
+    $("start").disabled = false;
+  }
+
+  function clearError() {
+    $("error").hidden = true;
+    $("error").textContent = "";
+  }
+
+  function cameraMessage(err) {
+    const name = err && err.name;
+    if (!window.isSecureContext) return "The camera needs a secure (https) connection.";
+    if (name === "NotAllowedError" || name === "SecurityError")
+      return "Camera permission was denied. Allow the camera for this site in your browser settings, then try again.";
+    if (name === "NotFoundError" || name === "OverconstrainedError")
+      return "No camera was found. Connect a camera, then try again.";
+    if (name === "NotReadableError" || name === "AbortError")
+      return "The camera is busy: close other apps or tabs that use it, then try again.";
+    return "The camera could not be started (" + (name || "unknown error") + ").";
+  }
+
+  async function api(method, path, token, body) {
+    const headers = {};
+    if (token) headers["Authorization"] = "Bearer " + token;
+    const init = { method, headers };
+    if (body !== undefined) { headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
+    const resp = await fetch(API + path, init);
+    let data = null;
+    try { data = await resp.json(); } catch (e) { data = null; }
+    if (!resp.ok) {
+      const msg = data && data.error ? data.error.message : "The service answered " + resp.status + ".";
+      const err = new Error(msg);
+      err.status = resp.status;
+      err.code = data && data.error ? data.error.code : "http_" + resp.status;
+      throw err;
+    }
+    return { status: resp.status, data };
+  }
+
+  async function start() {
+    clearError();
+    $("start").disabled = true;
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      showError(cameraMessage(null));
+      return;
+    }
+    let stream;
+    try {
+      // Ask for the camera first: the session's lifetime should not run out while the user decides.
+      stream = await navigator.mediaDevices.getUserMedia({
+        video: { width: { ideal: 640 }, height: { ideal: 480 }, facingMode: "user" }, audio: false });
+    } catch (err) {
+      showError(cameraMessage(err));
+      return;
+    }
+    let session;
+    try {
+      session = (await api("POST", "/sessions")).data;
+    } catch (err) {
+      stream.getTracks().forEach((t) => t.stop());
+      showError(err.status === 429 ? err.message : "Could not start the check: " + err.message);
+      return;
+    }
+    state = { session, stream, seq: 0, queue: [], inFlight: false, stopped: false, lastText: "", t0: 0,
+              timer: null, ui: null, done: false, completing: false,
+              nose: null, pending: 0, chain: Promise.resolve() };
+    $("mode").hidden = session.llm_mode !== "offline";
+    $("mode").textContent = "Demo mode: the AI judge is not configured, results come from video checks only.";
+    renderSteps(session.challenge.steps);
+    show("capture");
+    const video = $("preview");
+    video.srcObject = stream;
+    try { await video.play(); } catch (e) { /* autoplay of a muted stream is allowed */ }
+    await waitForFrames(video);
+    beginCapture();
+  }
+
+  function waitForFrames(video) {
+    return new Promise((resolve) => {
+      if (video.readyState >= 2 && video.videoWidth) return resolve();
+      video.addEventListener("loadeddata", () => resolve(), { once: true });
+    });
+  }
+
+  function renderSteps(steps) {
+    const ol = $("steps");
+    ol.textContent = "";
+    steps.forEach((s, i) => {
+      const li = document.createElement("li");
+      li.textContent = (i + 1) + ". " + s.instruction;
+      ol.appendChild(li);
+    });
+  }
+
+  function beginCapture() {
+    const s = state.session;
+    const hints = s.upload;
+    const video = $("preview");
+    const scale = Math.min(1, hints.width / video.videoWidth, hints.height / video.videoHeight);
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(video.videoWidth * scale);
+    canvas.height = Math.round(video.videoHeight * scale);
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });  // read back every frame
+    state.t0 = performance.now();
+    const period = 1000 / hints.fps;
+    const grab = () => {
+      if (state.stopped) return;
+      const t = (performance.now() - state.t0) / 1000;
+      if (t >= s.challenge.capture_s) { finishCapture(); return; }
+      ctx.drawImage(video, 0, 0, canvas.width, canvas.height);  // unmirrored, as the camera sees
+      const seq = state.seq++;
+      // Synchronous JPEG encoding (about a millisecond at 640x480); sent as a JSON batch of
+      // data URLs, which the server parses faster than multipart.
+      const image = canvas.toDataURL("image/jpeg", hints.jpeg_quality);
+      const frame = { seq, t: Math.round(t * 1000) / 1000, image };
+      const withPatch = hints.patch_every && seq % hints.patch_every === 0;
+      const pixels = withPatch ? cutPatch(canvas, hints.patch_size) : null;
+      // Frames enter the queue in order even though PNG encoding is asynchronous.
+      state.pending++;
+      state.chain = state.chain.then(async () => {
+        if (pixels) frame.patch = { image: await rgbPngDataUrl(pixels.data), x: pixels.x, y: pixels.y };
+        state.pending--;
+        if (state.stopped) return;
+        state.queue.push(frame);
+        pump();
+      }).catch((err) => { state.pending--; fail(err); });
+    };
+    grab();
+    state.timer = setInterval(grab, period);
+    state.ui = setInterval(updateInstruction, 100);
+    updateInstruction();
+  }
+
+  // A lossless PNG crop centred on the nose the server last reported (the frame centre until
+  // then): JPEG's colour subsampling erases the fine stripes a screen shows, PNG keeps them.
+  function cutPatch(canvas, size) {
+    const nose = state.nose || [canvas.width / 2, canvas.height / 2];
+    const x = Math.min(Math.max(Math.round(nose[0] - size / 2), 0), Math.max(canvas.width - size, 0));
+    const y = Math.min(Math.max(Math.round(nose[1] - size / 2), 0), Math.max(canvas.height - size, 0));
+    const data = canvas.getContext("2d").getImageData(x, y, Math.min(size, canvas.width), Math.min(size, canvas.height));
+    return { data, x, y };
+  }
+
+  // canvas.toDataURL("image/png") always writes RGBA; the service takes 3-channel colour
+  // only, so the patch is written as an RGB PNG here (zlib through CompressionStream).
+  const CRC = (() => {
+    const t = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      t[n] = c >>> 0;
+    }
+    return t;
+  })();
+
+  function pngChunk(type, body) {
+    const out = new Uint8Array(12 + body.length);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, body.length);
+    for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+    out.set(body, 8);
+    let c = 0xffffffff;
+    for (let i = 4; i < 8 + body.length; i++) c = CRC[(c ^ out[i]) & 0xff] ^ (c >>> 8);
+    view.setUint32(8 + body.length, (c ^ 0xffffffff) >>> 0);
+    return out;
+  }
+
+  async function rgbPngDataUrl(img) {
+    const { width: w, height: h, data } = img;
+    const raw = new Uint8Array(h * (1 + 3 * w));  // each row: filter byte 0, then RGB
+    for (let y = 0, o = 0; y < h; y++) {
+      raw[o++] = 0;
+      for (let x = 0, i = 4 * y * w; x < w; x++, i += 4) {
+        raw[o++] = data[i]; raw[o++] = data[i + 1]; raw[o++] = data[i + 2];
+      }
+    }
+    const zipped = new Uint8Array(await new Response(
+      new Blob([raw]).stream().pipeThrough(new CompressionStream("deflate"))).arrayBuffer());
+    const ihdr = new Uint8Array(13);
+    new DataView(ihdr.buffer).setUint32(0, w);
+    new DataView(ihdr.buffer).setUint32(4, h);
+    ihdr[8] = 8; ihdr[9] = 2;  // 8-bit truecolour, no alpha
+    const png = new Blob([new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), pngChunk("IHDR", ihdr),
+      pngChunk("IDAT", zipped), pngChunk("IEND", new Uint8Array(0))], { type: "image/png" });
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(png);
+    });
+  }
+
+  function updateInstruction() {
+    if (!state || state.stopped) return;
+    const s = state.session;
+    const t = (performance.now() - state.t0) / 1000;
+    const steps = s.challenge.steps;
+    let text = LEAD_IN_TEXT, remaining = steps[0].start_s - t, current = -1;
+    for (let i = 0; i < steps.length; i++) {
+      if (t >= steps[i].start_s && t < steps[i].end_s) {
+        text = steps[i].instruction; remaining = steps[i].end_s - t; current = i;
+      }
+    }
+    if (t >= steps[steps.length - 1].end_s) { text = "Hold still"; remaining = s.challenge.capture_s - t; }
+    if (text !== state.lastText) {
+      $("instruction").textContent = text;  // aria-live announces each new instruction once
+      state.lastText = text;
+    }
+    $("countdown").textContent = remaining > 0 ? Math.ceil(remaining) : "";
+    const pct = Math.min(100, Math.round(100 * t / s.challenge.capture_s));
+    $("bar").style.width = pct + "%";
+    $("bar").parentElement.setAttribute("aria-valuenow", String(pct));
+    Array.from($("steps").children).forEach((li, i) => {
+      li.className = i === current ? "current" : (t >= steps[i].end_s ? "past" : "");
+    });
+  }
+
+  async function pump() {
+    if (state.inFlight || state.stopped) return;
+    if (state.queue.length === 0) { maybeComplete(); return; }
+    const batch = state.queue.splice(0, state.session.upload.max_batch);
+    state.inFlight = true;
+    try {
+      const { data } = await api("POST", "/sessions/" + state.session.id + "/frames", state.session.token,
+        { frames: batch });
+      showFeedback(data.feedback);
+    } catch (err) {
+      fail(err);
+      return;
+    } finally {
+      state.inFlight = false;
+    }
+    pump();
+  }
+
+  function maybeComplete() {
+    // Complete only once every grabbed frame is uploaded: a frame arriving after completion
+    // would be refused (the session is closed by then).
+    if (state.done && !state.inFlight && state.pending === 0 && state.queue.length === 0) complete();
+  }
+
+  function showFeedback(fb) {
+    if (fb.nose) state.nose = fb.nose;
+    const el = $("guidance");
+    el.textContent = fb.ok ? "" : fb.message;
+    el.className = "guidance" + (fb.ok ? " good" : "");
+    const stage = document.querySelector(".stage");
+    stage.classList.toggle("good", !!fb.ok);
+    stage.classList.toggle("bad", !fb.ok);
+  }
+
+  function finishCapture() {
+    clearInterval(state.timer);
+    state.done = true;
+    $("instruction").textContent = "Checking…";
+    $("countdown").textContent = "";
+    maybeComplete();
+  }
+
+  async function complete() {
+    if (state.completing) return;
+    state.completing = true;
+    clearInterval(state.ui);
+    const id = state.session.id, token = state.session.token;
+    try {
+      let { status, data } = await api("POST", "/sessions/" + id + "/complete", token);
+      const deadline = performance.now() + 90000;
+      while (status === 202 && performance.now() < deadline) {
+        // Asking to complete again is safe: it returns the stored result once there is one,
+        // and resumes a decision a restarted server left unfinished.
+        await new Promise((r) => setTimeout(r, 1000));
+        ({ status, data } = await api("POST", "/sessions/" + id + "/complete", token));
+      }
+      if (!data.result) throw new Error("The result is taking longer than expected. Please try again later.");
+      showResult(data.result);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  function stopCamera() {
+    if (!state) return;
+    state.stopped = true;
+    clearInterval(state.timer);
+    clearInterval(state.ui);
+    state.stream.getTracks().forEach((t) => t.stop());
+  }
+
+  function showResult(result) {
+    stopCamera();
+    const el = $("result");
+    const titles = { pass: "Verified", fail: "Not verified", retry: "Please try again", review: "Under review" };
+    el.textContent = (titles[result.guidance] || "Done") + ". " + result.message;
+    el.setAttribute("data-decision", result.decision);
+    el.setAttribute("data-guidance", result.guidance);
+    $("note").textContent = result.note || "";
+    $("retry").hidden = !result.can_retry;
+    show("done");
+    el.focus();
+  }
+
+  function fail(err) {
+    stopCamera();
+    show("intro");
+    const msg = err.code === "session_expired" ? "The check took too long and expired. Please start again."
+      : err.message || "Something went wrong. Please try again.";
+    showError(msg);
+  }
+
+  function retry() {
+    state = null;
+    clearError();
+    $("result").removeAttribute("data-decision");
+    $("result").textContent = "";
+    $("guidance").textContent = "";
+    show("intro");
+    $("start").disabled = false;
+    $("start").focus();
+  }
+
+  $("start").addEventListener("click", start);
+  $("retry").addEventListener("click", retry);
+})();

@@ -1,0 +1,369 @@
+"""The public JSON API through the Flask test client: the happy path and every refusal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from test_api_support import Api, clip_frames, data_url, db_rows, live_spec, noise_jpeg
+
+
+def assert_error(resp, status: int, code: str) -> None:
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert resp.is_json
+    body = resp.get_json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"] and "Traceback" not in body["error"]["message"]
+
+
+# -- create, status, health, document -------------------------------------------------------
+
+def test_create_session_issues_challenge_token_and_hints(app, client, clock):
+    r = client.post("/api/v1/sessions")
+    assert r.status_code == 201
+    body = r.get_json()
+    assert r.headers["Location"] == f"/api/v1/sessions/{body['id']}"
+    assert len(body["id"]) == 32 and len(body["token"]) >= 40
+    steps = body["challenge"]["steps"]
+    assert [(s["action"], s["start_s"], s["end_s"]) for s in steps] == [("turn_left", 0.3, 2.1),
+                                                                      ("open_mouth", 2.1, 4.2)]
+    assert all(s["instruction"] for s in steps)
+    assert body["challenge"]["capture_s"] == pytest.approx(4.2)
+    assert body["upload"]["fps"] == 8 and body["expires_in_s"] == 180
+    assert body["llm_mode"] == "offline"
+    rows = db_rows(app, "SELECT * FROM sessions")
+    assert len(rows) == 1 and rows[0]["status"] == "created" and rows[0]["expires_at"] == clock.now + 180
+    assert body["token"] not in json.dumps([dict(r) for r in rows])  # only its hash is stored
+    assert [r["event"] for r in db_rows(app, "SELECT event FROM audit_log")] == ["session_created"]
+
+
+def test_drawn_challenges_are_random_and_never_repeat_an_action_back_to_back(app_config, clock):
+    from kyc_llm.web import create_app
+
+    app_config.pop("fixed_challenge")
+    app = create_app(app_config, environ={}, clock=clock)
+    client = app.test_client()
+    seqs = set()
+    for _ in range(12):
+        steps = client.post("/api/v1/sessions").get_json()["challenge"]["steps"]
+        actions = [s["action"] for s in steps]
+        assert len(actions) == 3 and all(a != b for a, b in zip(actions, actions[1:]))
+        assert steps[0]["start_s"] == 0.3 and all(s["duration_s"] == 2.5 for s in steps)
+        seqs.add(tuple(actions))
+    assert len(seqs) > 3
+    app.extensions["kyc"].close()
+
+
+def test_status_before_any_frame(client):
+    r = client.post("/api/v1/sessions").get_json()
+    g = client.get(f"/api/v1/sessions/{r['id']}", headers={"Authorization": f"Bearer {r['token']}"})
+    assert g.status_code == 200
+    assert g.get_json()["status"] == "created" and g.get_json()["result"] is None
+
+
+def test_healthz(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.get_json()["status"] == "ok" and r.get_json()["llm_mode"] == "offline"
+
+
+def test_openapi_document_lists_every_api_route(app, client):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.")
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1"):
+            continue
+        path = rule.rule.replace("<int:", "{").replace("<", "{").replace(">", "}")
+        assert path in doc["paths"], path
+        methods = {m.lower() for m in rule.methods - {"HEAD", "OPTIONS"}}
+        assert methods <= set(doc["paths"][path]), (path, methods)
+    from jsonschema import Draft202012Validator
+
+    batch = Draft202012Validator(doc["components"]["schemas"]["FrameBatch"])
+    assert batch.is_valid({"frames": [{"seq": 0, "t": 0.0, "image": "data:image/jpeg;base64,AA",
+                                       "patch": {"image": "data:image/png;base64,AA", "x": 1, "y": 2}}]})
+    assert not batch.is_valid({"frames": [{"seq": -1, "image": "x"}]})
+
+
+def test_unknown_route_and_wrong_method_answer_json(client):
+    assert_error(client.get("/api/v1/nope"), 404, "not_found")
+    assert_error(client.get("/api/v1/sessions"), 405, "method_not_allowed")
+
+
+# -- tokens ----------------------------------------------------------------------------------
+
+def test_token_refusals(client):
+    a = client.post("/api/v1/sessions").get_json()
+    b = client.post("/api/v1/sessions").get_json()
+    url = f"/api/v1/sessions/{a['id']}"
+    r = client.get(url)
+    assert_error(r, 401, "token_missing")
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert_error(client.get(url, headers={"Authorization": "Bearer wrong"}), 403, "token_invalid")
+    assert_error(client.get(url, headers={"Authorization": f"Bearer {b['token']}"}), 403, "token_invalid")
+    assert_error(client.get(url, headers={"Authorization": f"Basic {a['token']}"}), 401, "token_missing")
+    assert_error(client.get("/api/v1/sessions/" + "0" * 32, headers={"Authorization": "Bearer x"}),
+                 404, "session_not_found")
+    assert_error(client.get("/api/v1/sessions/../../etc", headers={"Authorization": "Bearer x"}), 404,
+                 "not_found")
+    assert_error(client.post(f"{url}/frames", json={"frames": []}), 401, "token_missing")
+    assert_error(client.post(f"{url}/complete", headers={"Authorization": "Bearer nope"}), 403, "token_invalid")
+
+
+# -- bad frame uploads -----------------------------------------------------------------------
+
+BAD_UPLOADS = [
+    ("malformed json", dict(data=b'{"frames": [', content_type="application/json"), 400, "malformed_json"),
+    ("nan in json", dict(data=b'{"frames": [{"seq": 0, "t": NaN, "image": "x"}]}',
+                         content_type="application/json"), 400, "bad_request"),
+    ("wrong content type", dict(data=b"hello", content_type="text/plain"), 415, "unsupported_media_type"),
+    ("no content type", dict(data=b"hello"), 415, "unsupported_media_type"),
+    ("body not an object", dict(json=[1, 2]), 400, "bad_request"),
+    ("frames not a list", dict(json={"frames": "x"}), 400, "bad_request"),
+    ("empty frames", dict(json={"frames": []}), 400, "no_frames"),
+    ("unknown top field", dict(json={"frames": [], "x": 1}), 400, "bad_request"),
+    ("frame not object", dict(json={"frames": [3]}), 400, "bad_request"),
+    ("missing seq", dict(json={"frames": [{"image": "data:image/jpeg;base64,AAAA"}]}), 400, "bad_request"),
+    ("bool seq", dict(json={"frames": [{"seq": True, "image": "x"}]}), 400, "bad_request"),
+    ("string seq", dict(json={"frames": [{"seq": "0", "image": "x"}]}), 400, "bad_request"),
+    ("deeply nested json", dict(data=b"[" * 100_000 + b"]" * 100_000, content_type="application/json"),
+     400, "malformed_json"),
+    ("negative seq", dict(json={"frames": [{"seq": -1, "image": "x"}]}), 400, "bad_request"),
+    ("string t", dict(json={"frames": [{"seq": 0, "t": "soon", "image": "x"}]}), 400, "bad_request"),
+    ("unknown frame field", dict(json={"frames": [{"seq": 0, "image": "x", "n": 1}]}), 400, "bad_request"),
+    ("not a data url", dict(json={"frames": [{"seq": 0, "image": "hello"}]}), 400, "bad_frame"),
+    ("wrong media type", dict(json={"frames": [{"seq": 0, "image": "data:image/gif;base64,R0lG"}]}),
+     400, "bad_frame"),
+    ("bad base64", dict(json={"frames": [{"seq": 0, "image": "data:image/jpeg;base64,@@@!"}]}), 400, "bad_frame"),
+    ("undecodable image", dict(json={"frames": [{"seq": 0, "image": data_url(b"\xff\xd8not a jpeg")}]}),
+     400, "bad_frame"),
+    ("image is a number", dict(json={"frames": [{"seq": 0, "image": 7}]}), 400, "bad_frame"),
+]
+
+
+@pytest.mark.parametrize("case,kwargs,status,code", BAD_UPLOADS, ids=[c[0] for c in BAD_UPLOADS])
+def test_bad_uploads_are_4xx_json_and_store_nothing(app, client, case, kwargs, status, code):
+    s = client.post("/api/v1/sessions").get_json()
+    r = client.post(f"/api/v1/sessions/{s['id']}/frames",
+                    headers={"Authorization": f"Bearer {s['token']}"}, **kwargs)
+    assert_error(r, status, code)
+    assert db_rows(app, "SELECT COUNT(*) AS n FROM frames")[0]["n"] == 0
+
+
+def test_tiny_grayscale_and_truncated_images_are_refused(app, client, clock):
+    import io
+
+    from PIL import Image
+
+    api = Api(client, clock)
+    buf = io.BytesIO()
+    Image.new("L", (64, 64), 128).save(buf, format="JPEG")
+    assert_error(api.post_frames([(0, 0.0, buf.getvalue())]), 400, "bad_frame")
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="JPEG")
+    assert_error(api.post_frames([(0, 0.0, buf.getvalue())]), 400, "bad_frame")
+    assert_error(api.post_frames([(0, 0.0, noise_jpeg(1)[:200])]), 400, "bad_frame")
+    assert db_rows(app, "SELECT COUNT(*) AS n FROM frames")[0]["n"] == 0
+
+
+def test_multipart_upload_and_its_refusals(app, client, clock):
+    import io
+
+    api = Api(client, clock)
+    url = f"/api/v1/sessions/{api.id}/frames"
+    files = {"frame": [(io.BytesIO(noise_jpeg(1)), "a.jpg", "image/jpeg"),
+                       (io.BytesIO(noise_jpeg(2)), "b.jpg", "image/jpeg")], "seq": ["0", "1"], "t": ["0", "0.1"]}
+    clock.advance(0.1)
+    r = client.post(url, data=files, headers=api.auth, content_type="multipart/form-data")
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["accepted"] == 2 and body["last_seq"] == 1
+    assert body["feedback"]["face_found"] is False and body["feedback"]["hint"] == "no_face"
+    rows = db_rows(app, "SELECT seq, t, n_faces, stored_key FROM frames ORDER BY seq")
+    assert [(r["seq"], r["t"], r["n_faces"]) for r in rows] == [(0, 0.0, 0), (1, 0.1, 0)]
+    assert all(Path(app.config["KYC"].frame_dir, r["stored_key"]).is_file() for r in rows)
+    bad = {"frame": [(io.BytesIO(noise_jpeg(3)), "c.jpg", "image/jpeg")], "seq": ["2", "3"]}
+    assert_error(client.post(url, data=bad, headers=api.auth, content_type="multipart/form-data"),
+                 400, "bad_request")
+    gif = {"frame": [(io.BytesIO(b"GIF89a"), "c.gif", "image/gif")], "seq": ["2"]}
+    assert_error(client.post(url, data=gif, headers=api.auth, content_type="multipart/form-data"),
+                 415, "unsupported_media_type")
+    assert_error(client.post(url, data={"seq": ["2"]}, headers=api.auth, content_type="multipart/form-data"),
+                 400, "no_frames")
+
+
+def test_texture_patches_are_checked_and_feed_the_screen_cue(app, client, clock, shared_data):
+    import base64
+
+    frames = clip_frames(live_spec(shared_data))
+    api = Api(client, clock)
+    good = frames[0].patch(None)
+    jpeg_patch = dict(good, image=data_url(frames[0].jpeg[:4000]))
+    bad = [({**good, "image": jpeg_patch["image"]}, 400, "bad_frame"),  # a JPEG is not lossless
+           ({**good, "x": 10_000}, 400, "bad_frame"),  # outside the frame
+           ({**good, "x": -1}, 400, "bad_request"),
+           ({"image": good["image"], "x": 0}, 400, "bad_request"),
+           ("patch", 400, "bad_request")]
+    small = frames[0].bgr[:64, :64]
+    import cv2
+
+    png = cv2.imencode(".png", small)[1].tobytes()
+    bad.append(({"image": "data:image/png;base64," + base64.b64encode(png).decode(), "x": 0, "y": 0},
+                400, "bad_frame"))  # under 96 px a side
+    for patch, status, code in bad:
+        assert_error(api.post_frames([(0, 0.0, frames[0].jpeg)], {0: patch}), status, code)
+    r = api.post_frames([(0, 0.0, frames[0].jpeg)])
+    assert r.status_code == 200
+    nose = r.get_json()["feedback"]["nose"]
+    assert nose and 0 < nose[0] < frames[0].bgr.shape[1] and 0 < nose[1] < frames[0].bgr.shape[0]
+    assert api.post_frames([(1, 0.125, frames[1].jpeg)], {1: frames[1].patch(nose)}).status_code == 200
+    lossless = [json.loads(r["summary"])["texture"]["lossless"]
+                for r in db_rows(app, "SELECT summary FROM frames ORDER BY seq")]
+    assert lossless == [False, True]  # the patch centred on the returned nose was used
+
+
+# -- session rules ---------------------------------------------------------------------------
+
+def test_out_of_sequence_and_replayed_frames(app, client, clock):
+    api = Api(client, clock)
+    assert api.post_frames([(0, 0.0, noise_jpeg(1)), (1, 0.1, noise_jpeg(2))]).status_code == 200
+    assert_error(api.post_frames([(1, 0.2, noise_jpeg(3))]), 409, "out_of_sequence")
+    assert_error(api.post_frames([(5, 0.2, noise_jpeg(4)), (4, 0.3, noise_jpeg(5))]), 409, "out_of_sequence")
+    assert_error(api.post_frames([(2, 0.2, noise_jpeg(1))]), 409, "replayed_frame")
+    assert_error(api.post_frames([(2, 0.2, noise_jpeg(7)), (3, 0.3, noise_jpeg(7))]), 409, "replayed_frame")
+    assert db_rows(app, "SELECT COUNT(*) AS n FROM frames")[0]["n"] == 2
+    alerts = db_rows(app, "SELECT severity, cause FROM alerts")
+    assert [(a["severity"], a["cause"]) for a in alerts] == [("high", "replayed_frame")] * 2
+    assert api.post_frames([(7, 0.3, noise_jpeg(8))]).status_code == 200  # gaps are allowed
+
+
+def test_client_time_is_bounded_by_server_time(client, clock):
+    api = Api(client, clock)
+    assert api.post_frames([(0, 0.0, noise_jpeg(1))]).status_code == 200
+    body = {"frames": [{"seq": 1, "t": 5.0, "image": data_url(noise_jpeg(2))}]}  # 5 s ahead, clock still
+    assert_error(client.post(f"/api/v1/sessions/{api.id}/frames", json=body, headers=api.auth),
+                 409, "bad_timestamp")
+    clock.advance(30)  # the client claims t=1 but uploads 30 s later
+    body = {"frames": [{"seq": 1, "t": 1.0, "image": data_url(noise_jpeg(2))}]}
+    assert_error(client.post(f"/api/v1/sessions/{api.id}/frames", json=body, headers=api.auth),
+                 409, "bad_timestamp")
+    body = {"frames": [{"seq": 1, "t": 29.5, "image": data_url(noise_jpeg(2))},
+                       {"seq": 2, "t": 29.0, "image": data_url(noise_jpeg(3))}]}
+    assert_error(client.post(f"/api/v1/sessions/{api.id}/frames", json=body, headers=api.auth),
+                 409, "bad_timestamp")
+    body = {"frames": [{"seq": 1, "image": data_url(noise_jpeg(2))}]}  # no t: server time is used
+    r = client.post(f"/api/v1/sessions/{api.id}/frames", json=body, headers=api.auth)
+    assert r.status_code == 200 and r.get_json()["frames"][0]["t"] == 30.0
+
+
+def test_size_and_count_limits(app_config, clock):
+    from kyc_llm.web import create_app
+
+    app_config.update(max_frames=3, max_batch=2, max_frame_bytes=4000)
+    app = create_app(app_config, environ={}, clock=clock)
+    client = app.test_client()
+    api = Api(client, clock)
+    big = noise_jpeg(1, size=200)
+    assert len(big) > 4000
+    assert_error(api.post_frames([(0, 0.0, big)]), 413, "frame_too_large")
+    assert_error(api.post_frames([(i, 0.0, noise_jpeg(i)) for i in range(3)]), 413, "too_many_in_batch")
+    small = [noise_jpeg(i, size=40) for i in range(10, 14)]
+    assert all(len(d) < 4000 for d in small)
+    assert api.post_frames([(0, 0.0, small[0]), (1, 0.1, small[1])]).status_code == 200
+    assert api.post_frames([(2, 0.2, small[2])]).status_code == 200
+    assert_error(api.post_frames([(3, 0.3, small[3])]), 409, "too_many_frames")
+    r = client.post(f"/api/v1/sessions/{api.id}/frames", data=b"x" * (app.config["MAX_CONTENT_LENGTH"] + 1),
+                    headers=api.auth, content_type="application/json")
+    assert_error(r, 413, "payload_too_large")
+    app.extensions["kyc"].close()
+
+
+def test_expired_session_refuses_frames_and_completion(app, client, clock):
+    api = Api(client, clock)
+    assert api.post_frames([(0, 0.0, noise_jpeg(1))]).status_code == 200
+    clock.advance(181)
+    assert_error(api.post_frames([(1, 181.0, noise_jpeg(2))]), 410, "session_expired")
+    assert_error(api.complete(), 410, "session_expired")
+    assert api.status().get_json()["status"] == "expired"
+    assert db_rows(app, "SELECT status FROM sessions")[0]["status"] == "expired"
+    assert "session_expired" in [r["event"] for r in db_rows(app, "SELECT event FROM audit_log")]
+
+
+def test_complete_without_frames_is_refused(client, clock):
+    assert_error(Api(client, clock).complete(), 409, "no_frames")
+
+
+def test_no_face_session_fails_and_is_closed_afterwards(app, client, clock):
+    api = Api(client, clock)
+    api.post_frames([(i, i / 8, noise_jpeg(i)) for i in range(6)])
+    r = api.complete()
+    assert r.status_code == 200
+    result = r.get_json()["result"]
+    assert result["decision"] == "fail" and result["guidance"] == "fail"
+    assert set(result) <= {"decision", "guidance", "message", "can_retry", "note"}  # no scores, no codes
+    assert "without the AI judge" in result["note"]
+    assert_error(api.post_frames([(9, 1.0, noise_jpeg(99))]), 409, "session_closed")
+    row = db_rows(app, "SELECT decision, reasons FROM decisions")[0]
+    assert row["decision"] == "fail" and "NO_FACE" in json.loads(row["reasons"])
+    assert api.complete().get_json()["result"] == result  # completing again returns the stored result
+
+
+# -- the real thing --------------------------------------------------------------------------
+
+def test_live_clip_passes_and_frames_are_deleted_after_the_decision(app, client, clock, shared_data):
+    frames = clip_frames(live_spec(shared_data))
+    api = Api(client, clock)
+    replies = api.upload_clip(frames, batch=2)
+    assert replies[0]["progress"]["phase"] == "lead_in"
+    assert any(r["progress"].get("action") == "turn_left" for r in replies)
+    assert replies[-1]["progress"]["action"] == "open_mouth" and replies[-1]["progress"]["fraction"] > 0.9
+    assert all(r["feedback"]["face_found"] and r["feedback"]["one_face"] for r in replies)
+    r = api.complete()
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["status"] == "decided" and body["result"]["decision"] == "pass", body
+    decision = db_rows(app, "SELECT * FROM decisions")[0]
+    assert decision["llm_used"] == 0 and "without the LLM" in decision["rationale"]
+    actions = db_rows(app, "SELECT action, verdict FROM action_evidence ORDER BY idx")
+    assert [(a["action"], a["verdict"]) for a in actions] == [("turn_left", "performed"),
+                                                             ("open_mouth", "performed")]
+    kept = db_rows(app, "SELECT COUNT(*) AS n FROM frames WHERE landmarks IS NOT NULL OR stored_key IS NOT NULL")
+    assert kept[0]["n"] == 0
+    assert not any(Path(app.config["KYC"].frame_dir).glob(f"{api.id}/*"))
+    events = [r["event"] for r in db_rows(app, "SELECT event FROM audit_log WHERE session_id = ?", api.id)]
+    assert events == ["session_created", "capture_started", "decision_started", "decided", "frames_deleted"]
+
+
+# -- what the user is told, and what operators are alerted to -------------------------------
+
+@pytest.mark.parametrize("decision,reasons,guidance", [
+    ("pass", [], "pass"),
+    ("fail", ["PLANAR_MOTION"], "fail"),
+    ("review", ["LOW_QUALITY"], "retry"),
+    ("review", ["ACTION_UNCLEAR", "LOW_QUALITY"], "retry"),
+    ("review", ["ACTION_UNCLEAR", "LLM_DISAGREES"], "review"),
+    ("review", ["SCREEN_UNCHECKED"], "review"),
+    ("review", [], "review"),
+])
+def test_review_becomes_retry_only_when_the_user_can_fix_it(decision, reasons, guidance):
+    from kyc_llm.sessions.results import guidance_for, user_result
+
+    assert guidance_for(decision, reasons) == guidance
+    shown = user_result(decision, guidance, "live")
+    assert set(shown) == {"decision", "guidance", "message", "can_retry"} and shown["message"]
+
+
+def test_alert_severity_follows_the_cause():
+    from kyc_llm.sessions.alerts import decision_alerts
+
+    def causes(decision, guidance, reasons, judgment=None):
+        return [(a.severity, a.cause) for a in decision_alerts("s", "c", decision, guidance, reasons, judgment, 0.0)]
+
+    assert causes("fail", "fail", ["PLANAR_MOTION", "ACTION_MISSING"]) == [("critical", "presentation_attack")]
+    assert causes("review", "review", ["DEEPFAKE_SUSPECTED"]) == [("critical", "deepfake_suspected")]
+    assert causes("review", "review", ["LLM_UNAVAILABLE"], {"outcome": "llm_unavailable"}) == [("low", "llm_unavailable")]
+    assert causes("review", "review", ["SIGNAL_BORDERLINE"]) == [("medium", "manual_review")]
+    assert causes("review", "retry", ["LOW_QUALITY"]) == []
+    assert causes("pass", "pass", []) == []

@@ -1,0 +1,97 @@
+"""Rate limits and the start-up refusals of the configuration."""
+
+from __future__ import annotations
+
+import pytest
+
+from kyc_llm.errors import ConfigError
+from kyc_llm.web import create_app
+from test_api import assert_error
+from test_api_support import Api, db_rows, noise_jpeg
+
+
+def _fail_once(client, clock, seed: int) -> None:
+    api = Api(client, clock)
+    api.post_frames([(i, i / 8, noise_jpeg(seed * 10 + i)) for i in range(3)])
+    assert api.complete().get_json()["result"]["decision"] == "fail"
+
+
+def test_five_failures_in_three_minutes_lock_the_client_out(app, client, clock):
+    for k in range(5):
+        _fail_once(client, clock, k)
+        clock.advance(20)
+    r = client.post("/api/v1/sessions")
+    assert_error(r, 429, "locked_out")
+    assert 0 < int(r.headers["Retry-After"]) <= 900
+    assert db_rows(app, "SELECT COUNT(*) AS n FROM sessions")[0]["n"] == 5  # nothing created
+    alerts = db_rows(app, "SELECT severity, cause FROM alerts WHERE cause = 'client_locked_out'")
+    assert [(a["severity"], a["cause"]) for a in alerts] == [("high", "client_locked_out")]
+    clock.advance(901)
+    assert client.post("/api/v1/sessions").status_code == 201
+
+
+def test_failures_spread_over_more_than_the_window_do_not_lock(client, clock):
+    for k in range(6):
+        _fail_once(client, clock, k)
+        clock.advance(50)  # five failures span 200 s > 180 s
+    assert client.post("/api/v1/sessions").status_code == 201
+
+
+def test_other_clients_are_not_locked_out(client, clock):
+    for k in range(5):
+        _fail_once(client, clock, k)
+    assert_error(client.post("/api/v1/sessions"), 429, "locked_out")
+    r = client.post("/api/v1/sessions", environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert r.status_code == 201
+
+
+def test_sessions_per_minute(app_config, clock):
+    app_config["sessions_per_minute"] = 2
+    app = create_app(app_config, environ={}, clock=clock)
+    client = app.test_client()
+    assert client.post("/api/v1/sessions").status_code == 201
+    assert client.post("/api/v1/sessions").status_code == 201
+    r = client.post("/api/v1/sessions")
+    assert_error(r, 429, "too_many_sessions")
+    assert r.headers["Retry-After"] == "60"
+    clock.advance(61)
+    assert client.post("/api/v1/sessions").status_code == 201
+    app.extensions["kyc"].close()
+
+
+def test_create_refuses_a_malformed_body(client):
+    assert_error(client.post("/api/v1/sessions", data=b"{nope", content_type="application/json"),
+                 400, "malformed_json")
+    assert_error(client.post("/api/v1/sessions", data=b"x=1", content_type="text/plain"),
+                 415, "unsupported_media_type")
+    assert client.post("/api/v1/sessions", json={}).status_code == 201
+
+
+def test_fixed_challenge_is_refused_in_production(app_config):
+    with pytest.raises(ConfigError, match="production"):
+        create_app(app_config, environ={"KYC_ENV": "production"})
+
+
+@pytest.mark.parametrize("env,match", [
+    ({"KYC_SESSION_TTL_S": "soon"}, "KYC_SESSION_TTL_S"),
+    ({"KYC_FRAME_STORE": "ftp"}, "KYC_FRAME_STORE"),
+    ({"KYC_FRAME_STORE": "s3"}, "KYC_S3_BUCKET"),
+    ({"KYC_FIXED_CHALLENGE": "wave:2"}, "unknown action"),
+    ({"KYC_OPERATOR_API_KEY": "short"}, "at least 16"),
+    ({"KYC_LLM_PROVIDER": "oracle"}, "KYC_LLM_PROVIDER"),
+])
+def test_bad_environment_stops_the_start(tmp_path, env, match):
+    base = {"KYC_DATABASE": str(tmp_path / "db.sqlite3"), "KYC_FRAME_DIR": str(tmp_path / "f")}
+    with pytest.raises(ConfigError, match=match):
+        create_app(environ={**base, **env})
+
+
+def test_environment_settings_are_read(tmp_path, clock):
+    env = {"KYC_DATABASE": f"sqlite:///{tmp_path}/env.sqlite3", "KYC_FRAME_DIR": str(tmp_path / "f"),
+           "KYC_FIXED_CHALLENGE": "blink:2, smile:3", "KYC_SESSION_TTL_S": "60", "KYC_FPS_HINT": "10"}
+    app = create_app(environ=env, clock=clock)
+    body = app.test_client().post("/api/v1/sessions").get_json()
+    assert [s["action"] for s in body["challenge"]["steps"]] == ["blink", "smile"]
+    assert body["expires_in_s"] == 60 and body["upload"]["fps"] == 10
+    assert (tmp_path / "env.sqlite3").is_file()
+    app.extensions["kyc"].close()

@@ -1,0 +1,106 @@
+"""A real browser end to end: Chromium with a shared clip as its camera goes through the page.
+
+The server runs as a real process (``python server.py``) with the challenge fixed to what the
+clip shows; Playwright drives the Debian ``chromium`` (never ``playwright install``) with the
+clip, converted to .y4m at test time, as a fake webcam. A live clip must pass; a printed
+photo held to the camera must not. Skipped, saying why, only where Chromium (or ffmpeg to
+convert the clip) is absent: ``apt-get install -y chromium ffmpeg``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from test_restart import Server, free_port
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"Chromium not installed at {CHROMIUM} "
+                       "(apt-get install -y chromium): browser end-to-end test skipped"),
+    pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed (apt-get install -y "
+                       "ffmpeg): cannot convert the clip to a fake camera; browser test skipped"),
+]
+
+
+def to_y4m(clip: Path, start_s: float, seconds: float, out: Path) -> Path:
+    """The part of ``clip`` the camera shows, as I420 .y4m (what Chromium's fake camera reads)."""
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-ss", str(start_s), "-t", str(seconds), "-i", str(clip),
+                    "-vf", "fps=25", "-pix_fmt", "yuv420p", str(out)], check=True, timeout=120)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("KYC_", "AWS_", "ANTHROPIC_"))},
+           "KYC_PORT": str(free_port()), "KYC_DATABASE": str(tmp / "kyc.sqlite3"),
+           "KYC_FRAME_DIR": str(tmp / "frames"), "KYC_FIXED_CHALLENGE": "turn_left:1.8,open_mouth:2.1",
+           "KYC_LEAD_IN_S": "0.3", "KYC_TAIL_S": "0.2"}
+    srv = Server(env, tmp / "server.log")
+    srv.start()
+    yield srv, tmp
+    srv.kill()
+
+
+def run_page(base: str, camera: Path, profile: Path) -> tuple[str, list[str]]:
+    """Open the page with ``camera`` as the webcam, press Start with the keyboard, wait for the
+    result. Returns (data-decision, the instructions shown in order)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True,
+            args=FLAGS + [f"--use-file-for-fake-video-capture={camera}"],
+            viewport={"width": 390, "height": 844})  # a phone-sized viewport
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.goto(base + "/")
+            page.evaluate("""() => { window.__seen = [];
+                new MutationObserver(() => window.__seen.push(document.getElementById('instruction').textContent))
+                  .observe(document.getElementById('instruction'), {childList: true, characterData: true, subtree: true}); }""")
+            page.focus("#start")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#result[data-decision]", state="attached", timeout=120_000)
+            assert page.is_hidden("#error"), page.text_content("#error")
+            return page.get_attribute("#result", "data-decision"), page.evaluate("window.__seen")
+        finally:
+            ctx.close()
+
+
+def test_live_clip_passes_through_the_page(server, shared_data, tmp_path):
+    srv, _ = server
+    camera = to_y4m(shared_data / "clips/live/lp_d3.mp4", 7.3, 4.6, tmp_path / "live.y4m")
+    decision, seen = run_page(srv.base, camera, tmp_path / "profile")
+    with closing(sqlite3.connect(srv.env["KYC_DATABASE"])) as db:
+        sid, stored, n_frames, reasons, evidence = db.execute(
+            "SELECT s.id, s.decision, s.n_frames, d.reasons, d.evidence FROM sessions s "
+            "JOIN decisions d ON d.session_id = s.id ORDER BY s.created_at DESC LIMIT 1").fetchone()
+        wording = json.loads(db.execute("SELECT wording FROM challenges WHERE session_id = ?", (sid,)).fetchone()[0])
+        summaries = [json.loads(r[0]) for r in db.execute("SELECT summary FROM frames WHERE session_id = ?", (sid,))]
+    actions = [(a["action"], a["verdict"], a["onset_t"], a["peak_t"]) for a in json.loads(evidence)["actions"]]
+    assert decision == "pass", (reasons, actions, seen)
+    assert stored == "pass" and n_frames >= 25  # ~8 fps over 4.4 s, stored with the decision
+    assert sum(1 for x in summaries if x.get("texture", {}).get("lossless")) >= 3  # the page's PNG patches
+    assert [s for s in seen if s in wording] == wording  # each instruction appeared, in order
+
+
+def test_print_attack_does_not_pass_through_the_page(server, shared_data, tmp_path):
+    srv, _ = server
+    camera = to_y4m(shared_data / "clips/attack/print_handheld_elon.mp4", 0.0, 5.0, tmp_path / "print.y4m")
+    decision, _ = run_page(srv.base, camera, tmp_path / "profile")
+    assert decision in ("fail", "review")
+    with closing(sqlite3.connect(srv.env["KYC_DATABASE"])) as db:
+        last = db.execute("SELECT decision FROM sessions ORDER BY created_at DESC LIMIT 1").fetchone()
+    assert last[0] == decision

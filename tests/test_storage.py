@@ -1,0 +1,196 @@
+"""The SQLite store and the local frame store, directly (no HTTP)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from kyc_llm.challenge import Step
+from kyc_llm.sessions.errors import FrameRejected, SessionClosed, SessionNotFound
+from kyc_llm.sessions.framestore import FrameStoreError, LocalFrameStore, frame_key
+from kyc_llm.sessions.store import (AlertRecord, ChallengeRecord, DecisionRecord, FrameRecord,
+                                    SessionRecord, open_store)
+
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store(tmp_path / "db" / "kyc.sqlite3")
+    yield s
+    s.close()
+
+
+def new_session(store, sid: str = "a" * 32, client: str = "c1", at: float = T0) -> SessionRecord:
+    rec = SessionRecord(id=sid, token_hash="h" * 64, client_key=client, status="created", created_at=at,
+                        expires_at=at + 180, capture_s=5.0, fps_hint=8.0, llm_mode="offline")
+    store.create_session(rec, ChallengeRecord(sid, (Step("blink", 1.0, 3.0),), ["Blink"], "local", "offline"), at)
+    return rec
+
+
+def frame(sid: str, seq: int, sha: str | None = None, t: float = 0.0) -> FrameRecord:
+    return FrameRecord(sid, seq, t, t, T0 + t, sha or f"{seq:064d}", 100, 64, 64, 0, {"t": t, "n_faces": 0})
+
+
+def decision(sid: str, what: str, at: float) -> DecisionRecord:
+    return DecisionRecord(sid, what, what, ["NO_FACE"] if what == "fail" else [], "r", False,
+                          {"actions": []}, None, [], at, 12.0)
+
+
+def test_schema_uses_wal_and_the_file_is_created(store, tmp_path):
+    assert (tmp_path / "db" / "kyc.sqlite3").is_file()
+    conn = sqlite3.connect(tmp_path / "db" / "kyc.sqlite3")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    conn.close()
+
+
+def test_session_and_challenge_round_trip(store):
+    rec = new_session(store)
+    assert store.get_session(rec.id) == rec
+    ch = store.get_challenge(rec.id)
+    assert ch.steps == (Step("blink", 1.0, 3.0),) and ch.wording == ["Blink"] and ch.fallback_reason == "offline"
+    assert store.get_session("b" * 32) is None and store.get_challenge("b" * 32) is None
+
+
+def test_add_frame_enforces_sequence_replay_count_and_state(store):
+    sid = new_session(store).id
+    s = store.add_frame(frame(sid, 0), max_frames=3)
+    assert (s.status, s.last_seq, s.n_frames, s.first_frame_at) == ("capturing", 0, 1, T0)
+    with pytest.raises(FrameRejected) as e:
+        store.add_frame(frame(sid, 0, sha="x" * 64), max_frames=3)
+    assert e.value.code == "out_of_sequence"
+    with pytest.raises(FrameRejected) as e:
+        store.add_frame(frame(sid, 1, sha=f"{0:064d}"), max_frames=3)
+    assert e.value.code == "replayed_frame"
+    store.add_frame(frame(sid, 1, t=0.1), max_frames=3)
+    store.add_frame(frame(sid, 5, t=0.2), max_frames=3)
+    with pytest.raises(FrameRejected) as e:
+        store.add_frame(frame(sid, 6), max_frames=3)
+    assert e.value.code == "too_many_frames"
+    assert [f.seq for f in store.frames(sid)] == [0, 1, 5]
+    with pytest.raises(SessionNotFound):
+        store.add_frame(frame("b" * 32, 0), max_frames=3)
+    assert store.claim_decision(sid, T0 + 1, stale_before=T0)
+    with pytest.raises(SessionClosed):
+        store.add_frame(frame(sid, 7), max_frames=10)
+
+
+def test_concurrent_uploads_never_store_a_sequence_twice(store):
+    sid = new_session(store).id
+    ok, refused = [], []
+
+    def upload(seq: int, worker: int) -> None:
+        try:
+            store.add_frame(frame(sid, seq, sha=f"{worker}-{seq}".ljust(64, "0")), max_frames=1000)
+            ok.append(seq)
+        except FrameRejected:
+            refused.append(seq)
+
+    threads = [threading.Thread(target=lambda w=w: [upload(seq, w) for seq in range(40)]) for w in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    seqs = [f.seq for f in store.frames(sid)]
+    assert seqs == sorted(set(seqs)) and len(seqs) == len(ok) and store.get_session(sid).n_frames == len(ok)
+    assert len(ok) + len(refused) == 160
+
+
+def test_decision_is_claimed_once_and_a_stale_claim_can_be_retaken(store):
+    sid = new_session(store).id
+    assert store.claim_decision(sid, T0 + 10, stale_before=T0) is True
+    assert store.claim_decision(sid, T0 + 11, stale_before=T0) is False
+    assert store.claim_decision(sid, T0 + 60, stale_before=T0 + 30) is True  # the first claimer died
+    store.save_decision(decision(sid, "pass", T0 + 61), [{"action": "blink", "start_s": 1.0, "end_s": 3.0,
+                                                          "verdict": "performed"}])
+    s = store.get_session(sid)
+    assert (s.status, s.decision, s.guidance, s.decided_at) == ("decided", "pass", "pass", T0 + 61)
+    assert store.claim_decision(sid, T0 + 200, stale_before=T0 + 199) is False
+    assert store.action_evidence(sid)[0]["verdict"] == "performed"
+    assert store.get_decision(sid).duration_ms == 12.0
+
+
+def test_audit_log_is_append_only(store, tmp_path):
+    sid = new_session(store).id
+    store.expire(sid, T0 + 181)
+    events = [e["event"] for e in store.audit_log(sid)]
+    assert events == ["session_created", "session_expired"]
+    conn = sqlite3.connect(tmp_path / "db" / "kyc.sqlite3")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("UPDATE audit_log SET event = 'nothing'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("DELETE FROM audit_log")
+    conn.close()
+
+
+def test_expiry_only_after_the_deadline_and_only_open_sessions(store):
+    sid = new_session(store).id
+    assert store.expire(sid, T0 + 100) is False
+    assert store.expired_open_sessions(T0 + 181) == [sid]
+    assert store.expire(sid, T0 + 181) is True
+    assert store.get_session(sid).status == "expired"
+    assert store.expire(sid, T0 + 182) is False
+
+
+def test_retention_selects_what_the_policy_deletes(store):
+    ids = {name: new_session(store, sid=c * 32, at=T0).id for name, c in
+           (("passed", "1"), ("failed", "2"), ("review_new", "3"), ("review_old", "4"), ("open", "5"), ("gone", "6"))}
+    for name, what, at in (("passed", "pass", T0 + 10), ("failed", "fail", T0 + 10),
+                           ("review_new", "review", T0 + 1000), ("review_old", "review", T0 + 10)):
+        store.claim_decision(ids[name], at - 1, stale_before=0)
+        store.save_decision(decision(ids[name], what, at), [])
+    store.expire(ids["gone"], T0 + 500)
+    purge = set(store.sessions_to_purge(T0 + 2000, review_before=T0 + 100, keep_review=True, keep_all=False))
+    assert purge == {ids["passed"], ids["failed"], ids["review_old"], ids["gone"]}
+    everything = set(store.sessions_to_purge(T0 + 2000, review_before=0, keep_review=False, keep_all=False))
+    assert everything == purge | {ids["review_new"]}
+    assert store.sessions_to_purge(T0 + 2000, 0, keep_review=True, keep_all=True) == [ids["gone"]]
+    store.mark_frames_purged(ids["passed"], T0 + 2000)
+    assert ids["passed"] not in store.sessions_to_purge(T0 + 2000, T0 + 100, True, False)
+
+
+def test_failures_alerts_and_stats(store):
+    for i, what in enumerate(("fail", "fail", "pass")):
+        sid = new_session(store, sid=str(i) * 32, client="c1", at=T0 + i).id
+        store.claim_decision(sid, T0 + 10 + i, stale_before=0)
+        store.save_decision(decision(sid, what, T0 + 10 + i), [])
+    new_session(store, sid="9" * 32, client="c2", at=T0 + 5)
+    assert store.failures_since("c1", T0) == [T0 + 10, T0 + 11]
+    assert store.failures_since("c1", T0 + 10.5) == [T0 + 11]
+    assert store.failures_since("c2", T0) == []
+    assert store.sessions_created_since("c1", T0 + 1) == 2
+    a = store.add_alert(AlertRecord("high", "replayed_frame", "m", T0, session_id="0" * 32, client_key="c1"))
+    store.add_alert(AlertRecord("low", "llm_unavailable", "m", T0 + 1))
+    assert [x.cause for x in store.list_alerts(severity="high")] == ["replayed_frame"]
+    acked = store.ack_alert(a, "bob", T0 + 50)
+    assert acked.acknowledged_by == "bob" and acked.acknowledged_at == T0 + 50
+    assert store.ack_alert(a, "eve", T0 + 60).acknowledged_by == "bob"  # first acknowledgement stays
+    assert store.ack_alert(999, "bob", T0) is None
+    assert [x.cause for x in store.list_alerts(acknowledged=False)] == ["llm_unavailable"]
+    stats = store.stats()
+    assert stats["sessions"] == 4 and stats["by_decision"] == {"fail": 2, "pass": 1}
+    assert stats["reasons"] == {"NO_FACE": 2} and stats["open_alerts"] == {"low": 1}
+    assert store.stats(since=T0 + 4)["sessions"] == 1
+    assert [s.id for s in store.list_sessions(decision="fail")] == ["1" * 32, "0" * 32]
+    assert [s.id for s in store.list_sessions(limit=1, offset=1)] == ["2" * 32]
+
+
+def test_local_frame_store(tmp_path):
+    fs = LocalFrameStore(tmp_path / "frames")
+    key = frame_key("a" * 32, 3)
+    assert key == "a" * 32 + "/000003.jpg"
+    fs.put(key, b"\xff\xd8jpeg")
+    assert fs.get(key) == b"\xff\xd8jpeg"
+    fs.put(frame_key("a" * 32, 4), b"x")
+    assert fs.delete_session("a" * 32) == 2
+    assert not (tmp_path / "frames" / ("a" * 32)).exists()
+    with pytest.raises(FrameStoreError):
+        fs.get(key)
+    with pytest.raises(FrameStoreError):
+        fs.get("../../etc/passwd")
+    with pytest.raises(FrameStoreError):
+        frame_key("../x", 1)
+    assert fs.delete_session("..") == 0
