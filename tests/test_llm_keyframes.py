@@ -134,3 +134,25 @@ def test_jpeg_is_rgb_and_has_the_reported_size() -> None:
 def test_inputs_that_do_not_fit_raise(frames: list, evidence: VisionEvidence, message: str) -> None:
     with pytest.raises(JudgmentInputError, match=message):
         select_keyframes(TWO_STEPS, frames, evidence, budget=3000, max_images=8)
+
+
+class _CountingFrames:
+    """A stored session: times known up front, each frame 'decoded' only when indexed."""
+
+    def __init__(self, n: int) -> None:
+        self._frames = _frames(n)
+        self.times = [t for t, _ in self._frames]
+        self.decoded: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __getitem__(self, index: int) -> tuple[float, np.ndarray]:
+        self.decoded.append(index)
+        return self._frames[index]
+
+
+def test_a_stored_session_decodes_only_the_chosen_frames_once() -> None:
+    frames = _CountingFrames(35)
+    plan = select_keyframes(TWO_STEPS, frames, _evidence(TWO_STEPS, [15, 25]), budget=3000, max_images=8)
+    assert sorted(frames.decoded) == sorted(k.index for k in plan.keyframes)

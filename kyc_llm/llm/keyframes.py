@@ -5,22 +5,21 @@ then one contrast frame per window (windows the vision layer found unclear or no
 first), so the model sees the change, not only the pose. The list is cut at ``max_images``,
 then every image is scaled by one common factor until the request's image tokens (about
 width*height/750 each) fit the budget; when that would push frames below a usable size, the
-lowest-priority frame is dropped instead. Images are JPEG-encoded with Pillow (cv2 stays
-inside ``kyc_llm.vision``) and sent in time order, labelled F1..Fn.
+lowest-priority frame is dropped instead. Images are JPEG-encoded by the vision layer's
+``encode_jpeg`` and sent in time order, labelled F1..Fn.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
-from PIL import Image
 
 from ..challenge import Step
 from ..vision.evidence import VisionEvidence
+from ..vision.intake import encode_jpeg
 from .errors import JudgmentInputError
 from .usage import PIXELS_PER_IMAGE_TOKEN, image_tokens
 
@@ -31,6 +30,17 @@ MIN_SHORT_EDGE = 200
 JPEG_QUALITY = 85
 
 Frame = tuple[float, np.ndarray]
+
+
+@runtime_checkable
+class TimedFrames(Protocol):
+    """A frame sequence that also knows its times without decoding (a stored session)."""
+
+    times: Sequence[float]
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Frame: ...
 
 
 @dataclass(frozen=True)
@@ -105,7 +115,16 @@ def select_keyframes(
     if budget < 1 or max_images < 1:
         raise JudgmentInputError("budget and max_images must be positive")
     _check_evidence(steps, frames, evidence)
-    times = [float(t) for t, _ in frames]
+    # A stored session knows its frame times without decoding a single frame; a plain list
+    # of (t, image) pairs is read directly.
+    times = [float(t) for t in frames.times] if isinstance(frames, TimedFrames) else [float(t) for t, _ in frames]
+    images: dict[int, np.ndarray] = {}  # each chosen frame is decoded once
+
+    def image(index: int) -> np.ndarray:
+        if index not in images:
+            images[index] = _image(frames, index)
+        return images[index]
+
     chosen: list[tuple[int, str]] = []
 
     def add(index: int | None, role: str) -> None:
@@ -122,7 +141,7 @@ def select_keyframes(
         add(_contrast(times, steps, k, [i for i, _ in chosen]), "contrast")
     candidates = chosen[:max_images]
 
-    sizes = [_capped_size(_image(frames, i)) for i, _ in candidates]
+    sizes = [_capped_size(image(i)) for i, _ in candidates]
     scale = _fit(sizes, budget)
     while len(candidates) > 1 and (
         _cost(sizes, scale) > budget
@@ -144,7 +163,7 @@ def select_keyframes(
             action=None if window is None else steps[window].action,
             width=width,
             height=height,
-            jpeg=_jpeg(_image(frames, index), width, height),
+            jpeg=_jpeg(image(index), width, height),
         ))
     return KeyframePlan(tuple(keyframes), len(chosen) - len(keyframes))
 
@@ -224,9 +243,4 @@ def _fit(sizes: list[tuple[int, int]], budget: int) -> float:
 
 
 def _jpeg(bgr: np.ndarray, width: int, height: int) -> bytes:
-    image = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=JPEG_QUALITY)
-    return out.getvalue()
+    return encode_jpeg(bgr, (width, height), JPEG_QUALITY)

@@ -44,6 +44,7 @@ class StoredFrames(Sequence[tuple[float, np.ndarray]]):
     def __init__(self, records: list[FrameRecord], store: FrameStore) -> None:
         self._records = records
         self._store = store
+        self.times = [rec.t for rec in records]  # read by the keyframe selection: no decoding
 
     def __len__(self) -> int:
         return len(self._records)

@@ -84,13 +84,14 @@ def decode_data_url(url: str) -> bytes:
         raise FrameError("frame data URL is not valid base64") from None
 
 
-def read_header(data: bytes) -> Header:
+def read_header(data: bytes, allow_alpha: bool = False) -> Header:
     """Parse the JPEG or PNG header. Raises ``FrameError`` for anything else, or for a
-    progressive JPEG, a non-RGB or non-8-bit image, or dimensions outside the limits."""
+    progressive JPEG, a non-RGB or non-8-bit image (RGBA PNG only with ``allow_alpha``), or
+    dimensions outside the limits."""
     if data.startswith(b"\xff\xd8"):
         header = _jpeg_header(data)
     elif data.startswith(_PNG_SIGNATURE):
-        header = _png_header(data)
+        header = _png_header(data, allow_alpha)
     else:
         raise FrameError("frame is not a decodable JPEG or PNG image")
     check_dimensions(header.width, header.height)
@@ -136,13 +137,13 @@ def _jpeg_header(data: bytes) -> Header:
     raise FrameError("frame is not a decodable JPEG image (no frame header)")
 
 
-def _png_header(data: bytes) -> Header:
+def _png_header(data: bytes, allow_alpha: bool = False) -> Header:
     if len(data) < 33 or data[12:16] != b"IHDR":
         raise FrameError("frame is not a decodable PNG image (no IHDR)")
     width = int.from_bytes(data[16:20], "big")
     height = int.from_bytes(data[20:24], "big")
     bit_depth, colour_type = data[24], data[25]
-    if colour_type != 2:  # 0 grey, 3 palette, 4 grey+alpha, 6 RGBA
+    if colour_type != 2 and not (allow_alpha and colour_type == 6):  # 0 grey, 3 palette, 4 grey+alpha, 6 RGBA
         kinds = {0: "greyscale", 3: "palette", 4: "greyscale with alpha", 6: "RGBA"}
         raise FrameError(f"frame must be 3-channel colour, got {kinds.get(colour_type, 'an unknown')} PNG")
     if bit_depth != 8:
@@ -150,13 +151,14 @@ def _png_header(data: bytes) -> Header:
     return Header("PNG", width, height)
 
 
-def decode_image(data: bytes) -> np.ndarray:
+def decode_image(data: bytes, allow_alpha: bool = False) -> np.ndarray:
     """Decode JPEG or PNG bytes into a BGR uint8 array of shape (h, w, 3).
 
     EXIF orientation is applied. Raises ``FrameError`` for empty, oversized or undecodable
     bytes, another format, dimensions outside the limits, or images that are not 8-bit
     three-channel colour (greyscale, palette, RGBA, CMYK and 16-bit are refused, not guessed
-    at).
+    at). With ``allow_alpha`` an RGBA PNG is accepted when fully opaque (what a browser's
+    canvas writes), its alpha dropped.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise FrameError("frame must be bytes")
@@ -165,10 +167,14 @@ def decode_image(data: bytes) -> np.ndarray:
         raise FrameError("frame is empty")
     if len(data) > MAX_BYTES:
         raise FrameError(f"frame is larger than {MAX_BYTES} bytes")
-    header = read_header(data)
+    header = read_header(data, allow_alpha)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise FrameError(f"frame is not a decodable {header.format} image (truncated or corrupt)")
+    if allow_alpha and image.ndim == 3 and image.shape[2] == 4 and image.dtype == np.uint8:
+        if not (image[..., 3] == 255).all():
+            raise FrameError("an image with transparency is not accepted: it must be opaque")
+        image = np.ascontiguousarray(image[..., :3])
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise FrameError("frame must be 8-bit 3-channel colour")
     if image.shape[:2] != (header.height, header.width):
@@ -194,6 +200,20 @@ def _apply_exif_orientation(image: np.ndarray, data: bytes) -> np.ndarray:
     }
     op = ops.get(orientation)
     return op(image) if op else image
+
+
+def encode_jpeg(bgr: np.ndarray, size: tuple[int, int] | None = None, quality: int = 85) -> bytes:
+    """A BGR frame as JPEG bytes, first shrunk to ``size`` (width, height) if given.
+
+    Area averaging is the right filter for shrinking (and a tenth of Lanczos' cost).
+    Raises ``FrameError`` when the frame cannot be encoded.
+    """
+    if size is not None and (bgr.shape[1], bgr.shape[0]) != tuple(size):
+        bgr = cv2.resize(bgr, tuple(size), interpolation=cv2.INTER_AREA)
+    ok, out = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise FrameError("the frame could not be encoded as JPEG")
+    return out.tobytes()
 
 
 def check_array(image: np.ndarray) -> np.ndarray:
@@ -223,14 +243,15 @@ def normalise_for_analysis(image: np.ndarray) -> np.ndarray:
 
 
 def load_patch(source: bytes | str, x: int, y: int) -> Patch:
-    """A PNG (bytes or data URL) texture patch at (x, y). Raises ``FrameError`` for JPEG or
-    anything else lossy, a bad position, or sides outside [PATCH_MIN_SIDE, PATCH_MAX_SIDE]."""
+    """A PNG (bytes or data URL; RGB, or opaque RGBA as browsers write it) texture patch at
+    (x, y). Raises ``FrameError`` for JPEG or anything else lossy, a bad position, or sides
+    outside [PATCH_MIN_SIDE, PATCH_MAX_SIDE]."""
     data = decode_data_url(source) if isinstance(source, str) else source
     if not isinstance(data, (bytes, bytearray, memoryview)) or not bytes(data[:8]) == _PNG_SIGNATURE:
         raise FrameError("a texture patch must be a PNG image (lossless)")
     if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, int) or not isinstance(y, int) or x < 0 or y < 0:
         raise FrameError("a texture patch position must be two non-negative integers")
-    pixels = decode_image(data)
+    pixels = decode_image(data, allow_alpha=True)
     h, w = pixels.shape[:2]
     if not (PATCH_MIN_SIDE <= min(h, w) and max(h, w) <= PATCH_MAX_SIDE):
         raise FrameError(f"a texture patch must be {PATCH_MIN_SIDE} to {PATCH_MAX_SIDE} px a side, got {w}x{h}")
