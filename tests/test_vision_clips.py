@@ -164,7 +164,7 @@ def test_a_slideshow_of_stills_faking_the_turns_fails(shared_data: Path) -> None
 def test_tracker_pool_never_closes_a_leased_graph() -> None:
     from kyc_llm.vision.facemesh import TrackerPool
 
-    pool = TrackerPool(size=1)
+    pool = TrackerPool(size=1, idle=0)  # nothing kept for reuse: a graph let go is closed
     blank = np.full((120, 160, 3), 90, np.uint8)
     with pool.lease("a") as first:
         with pool.lease("b"):  # evicts "a" from the pool while it is still in use
@@ -173,3 +173,22 @@ def test_tracker_pool_never_closes_a_leased_graph() -> None:
     with pytest.raises(ValueError):
         first.process(blank)  # closed once the lease ended
     pool.close()
+
+
+def test_a_recycled_graph_tracks_like_a_fresh_one(shared_data: Path) -> None:
+    from kyc_llm.vision.facemesh import TrackerPool
+
+    spec = load_spec(shared_data / "sessions" / "live-lp_d3-turnleft-mouth.json")
+    frames = [f for _, f in sample_frames(spec)][:12]
+    other = cv2.imread(str(shared_data / "photos" / "ghost_mark.jpg"))
+    pool = TrackerPool(size=1, idle=1)
+    with pool.lease("old") as graph:
+        graph.process(other)  # tracking someone else
+    pool.release("old")
+    with pool.lease("new") as recycled:
+        assert recycled is graph  # reused, not rebuilt
+        reused = [recycled.process(f)[0] for f in frames]
+    pool.close()
+    with FaceMesh("video") as fresh:
+        expected = [fresh.process(f)[0] for f in frames]
+    assert all(np.array_equal(a, b) for a, b in zip(reused, expected))

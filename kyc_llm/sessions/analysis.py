@@ -3,15 +3,14 @@
 The database is the source of truth for a session's observations (exact numbers plus the
 landmarks), so any gunicorn worker, or a restarted server, can rebuild the session's
 evidence without re-analysing a frame. Each worker keeps only FaceMesh tracking graphs, one
-per session, in a ``TrackerPool``; a session's frames are analysed under its own lock because
-a graph is not thread-safe.
+per session, leased from a ``TrackerPool``; a session's frames are analysed under its own lock
+because a graph is not thread-safe.
 """
 
 from __future__ import annotations
 
 import threading
 import zlib
-from collections import OrderedDict
 from dataclasses import asdict, fields, is_dataclass
 from typing import Any, Sequence
 
@@ -30,86 +29,43 @@ _LANDMARK_SHAPE = (478, 3)
 
 
 class FrameAnalyzers:
-    """Video-mode FaceMesh graphs per session, recycled between sessions.
-
-    Like ``vision.facemesh.TrackerPool`` (one tracking graph per session, least recently used
-    evicted beyond ``size``) but a finished session's graph is reset and kept for the next
-    session instead of closed: building a graph and its first frame cost 25-40 ms, which a
-    worker paid for every session. The reset is one blank frame, after which the graph's
-    landmarks equal a fresh graph's bit for bit (tracking state is lost on a frame without
-    a face). A graph is checked out while it processes, so eviction never touches one in use.
-    """
+    """The per-frame path of the service: each session's frames through the vision layer's
+    ``SessionAnalyzer.add`` (the path the evaluation measures) with that session's tracking
+    graph, leased from one ``TrackerPool`` per worker."""
 
     def __init__(self, size: int, thresholds: Thresholds, idle: int = 8) -> None:
-        self._size = size
+        self._size, self._idle = size, idle
         self._thresholds = thresholds
-        self._max_idle = idle
-        self._active: OrderedDict[str, Any] = OrderedDict()
-        self._idle: list[Any] = []
+        self._pool: Any = None
         self._guard = threading.Lock()
         self._locks = [threading.Lock() for _ in range(64)]
 
+    def _tracker_pool(self) -> Any:
+        with self._guard:  # built on first use: after gunicorn forks, never at import
+            if self._pool is None:
+                from ..vision.facemesh import TrackerPool  # mediapipe loads here
+
+                self._pool = TrackerPool(self._size, self._idle)
+            return self._pool
+
     def analyze(self, session_id: str, frame: np.ndarray, t: float, patch: Patch | None = None) -> FrameObservation:
         """Observe one decoded frame (at its uploaded size) of a session at session time ``t``,
-        with its lossless texture patch if the page sent one.
-
-        The per-frame path is the vision layer's own ``SessionAnalyzer.add`` (the one the
-        evaluation measures), run with this session's pooled graph. Raises ``FrameError`` for
-        a patch outside its frame.
-        """
+        with its lossless texture patch if the page sent one. Raises ``FrameError`` for a
+        patch outside its frame."""
         from ..vision.pipeline import SessionAnalyzer
 
         with self._locks[hash(session_id) % len(self._locks)]:  # one frame of a session at a time
-            mesh = self._checkout(session_id)
-            try:
+            with self._tracker_pool().lease(session_id) as mesh:
                 return SessionAnalyzer(mesh, self._thresholds).add(frame, t, patch)
-            finally:
-                self._checkin(session_id, mesh)
-
-    def _checkout(self, session_id: str) -> Any:
-        with self._guard:
-            mesh = self._active.pop(session_id, None)
-            if mesh is None and self._idle:
-                mesh = self._idle.pop()
-        if mesh is None:
-            from ..vision.facemesh import FaceMesh  # mediapipe loads here, not at import
-
-            mesh = FaceMesh("video")
-        return mesh
-
-    def _checkin(self, session_id: str, mesh: Any) -> None:
-        with self._guard:
-            self._active[session_id] = mesh
-            evicted = []
-            while len(self._active) > self._size:
-                evicted.append(self._active.popitem(last=False)[1])
-        for old in evicted:
-            self._recycle(old)
-
-    def _recycle(self, mesh: Any) -> None:
-        mesh.process(_BLANK)  # forget the last face: the next session starts with a detection
-        with self._guard:
-            if len(self._idle) < self._max_idle:
-                self._idle.append(mesh)
-                return
-        mesh.close()
 
     def release(self, session_id: str) -> None:
-        """The session is over: its graph goes back to the idle list (or is closed)."""
-        with self._guard:
-            mesh = self._active.pop(session_id, None)
-        if mesh is not None:
-            self._recycle(mesh)
+        """The session is over: its graph is reset for the next one."""
+        if self._pool is not None:
+            self._pool.release(session_id)
 
     def close(self) -> None:
-        with self._guard:
-            meshes = list(self._active.values()) + self._idle
-            self._active, self._idle = OrderedDict(), []
-        for mesh in meshes:
-            mesh.close()
-
-
-_BLANK = np.zeros((64, 64, 3), np.uint8)
+        if self._pool is not None:
+            self._pool.close()
 
 
 def observation_record(obs: FrameObservation) -> tuple[dict[str, Any], bytes | None]:

@@ -98,27 +98,34 @@ class TrackerPool:
     """Video-mode graphs keyed by session, least recently used evicted beyond ``size``.
 
     A server worker sees frames of many sessions interleaved; each needs its own tracking
-    state. A graph is built when a session first sends a frame, not per frame. Use
-    ``with pool.lease(key) as mesh:``: a graph evicted while leased is closed when its last
-    lease ends, never under a thread that is still inside ``process``.
+    state. Use ``with pool.lease(key) as mesh:``; a graph evicted while leased is let go when
+    its last lease ends, never under a thread that is still inside ``process``.
+
+    A graph let go is reset and kept (up to ``idle``) for the next session rather than
+    closed: building one and its first frame cost 25-40 ms per session. The reset is one
+    blank frame: tracking stops on a frame without a face, after which the graph's landmarks
+    equal a fresh graph's bit for bit (tests/test_vision_clips.py checks it).
     """
 
-    def __init__(self, size: int = 8) -> None:
-        if size < 1:
+    def __init__(self, size: int = 8, idle: int = 8) -> None:
+        if size < 1 or idle < 0:
             raise ValueError("the pool needs room for at least one graph")
-        self._size = size
+        self._size, self._max_idle = size, idle
         self._graphs: OrderedDict[str, FaceMesh] = OrderedDict()
+        self._idle: list[FaceMesh] = []
         self._leases: dict[int, int] = {}  # id(graph) -> leases outstanding
         self._lock = threading.Lock()
 
     @contextmanager
     def lease(self, key: str) -> Iterator[FaceMesh]:
         with self._lock:
-            graph = self._graphs.pop(key, None) or FaceMesh("video")
+            graph = self._graphs.pop(key, None) or (self._idle.pop() if self._idle else None)
+            if graph is None:
+                graph = FaceMesh("video")
             self._graphs[key] = graph
             self._leases[id(graph)] = self._leases.get(id(graph), 0) + 1
             evicted = self._evict()
-        self._close_idle(evicted)
+        self._let_go(evicted)
         try:
             yield graph
         finally:
@@ -127,31 +134,35 @@ class TrackerPool:
                 idle = self._leases[id(graph)] == 0
                 if idle:
                     del self._leases[id(graph)]
-                orphan = idle and self._graphs.get(key) is not graph and graph not in self._graphs.values()
+                orphan = idle and all(g is not graph for g in self._graphs.values())
             if orphan:
-                graph.close()
+                self._let_go([graph])
 
     def _evict(self) -> list[FaceMesh]:
         """Drop graphs beyond the pool size (lock held); return those nobody is using."""
-        idle = []
+        unused = []
         while len(self._graphs) > self._size:
             _, old = self._graphs.popitem(last=False)
             if not self._leases.get(id(old)):
-                idle.append(old)
-        return idle
+                unused.append(old)
+        return unused
 
-    @staticmethod
-    def _close_idle(graphs: list[FaceMesh]) -> None:
+    def _let_go(self, graphs: list[FaceMesh]) -> None:
         for graph in graphs:
+            graph.process(_BLANK)  # forget the last face: the next session starts with a detection
+            with self._lock:
+                if len(self._idle) < self._max_idle:
+                    self._idle.append(graph)
+                    continue
             graph.close()
 
     def release(self, key: str) -> None:
-        """Forget a finished session's graph (closed now, or when its last lease ends)."""
+        """A session is over: its graph is reset for reuse (now, or when its last lease ends)."""
         with self._lock:
             graph = self._graphs.pop(key, None)
-            idle = graph is not None and not self._leases.get(id(graph))
-        if idle:
-            graph.close()
+            unused = graph is not None and not self._leases.get(id(graph))
+        if unused:
+            self._let_go([graph])
 
     def __len__(self) -> int:
         with self._lock:
@@ -159,6 +170,10 @@ class TrackerPool:
 
     def close(self) -> None:
         with self._lock:
-            graphs, self._graphs = list(self._graphs.values()), OrderedDict()
+            graphs = list(self._graphs.values()) + self._idle
+            self._graphs, self._idle = OrderedDict(), []
         for graph in graphs:
             graph.close()
+
+
+_BLANK = np.zeros((64, 64, 3), np.uint8)
