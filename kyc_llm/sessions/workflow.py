@@ -18,6 +18,7 @@ import numpy as np
 
 from ..challenge import Step
 from ..config import Config
+from ..llm.judgment import Judgment
 from ..vision.evidence import VisionEvidence
 from ..vision.observation import FrameObservation
 from ..vision.pipeline import build_evidence
@@ -142,7 +143,7 @@ class Workflow:
 
         evidence = build_evidence(observations, steps, self.thresholds)
         judgment = self._judge(tuple(steps), frames, evidence)
-        decision = decide(evidence, self.thresholds, _JudgmentView(judgment),
+        decision = decide(evidence, self.thresholds, judgment,
                           Policy(require_llm=self.config.require_llm))
         call = CallRecord("judgment", judgment.outcome, judgment.model, dict(judgment.templates),
                           {"calls": [u.as_dict() for u in judgment.usage], "keyframes": judgment.keyframes},
@@ -151,11 +152,10 @@ class Workflow:
                        evidence.as_dict(), judgment.as_dict(), call)
 
     def _judge(self, steps: tuple[Step, ...], frames: Sequence[tuple[float, np.ndarray]],
-               evidence: VisionEvidence) -> Any:
+               evidence: VisionEvidence) -> Judgment:
         """The LLM judgment; a frame that cannot be loaded makes it ``llm_unavailable``."""
         from ..llm.errors import JudgmentInputError
         from ..llm.judge import judge_movements
-        from ..llm.judgment import Judgment
         from .framestore import FrameStoreError
 
         try:
@@ -164,28 +164,3 @@ class Workflow:
             log.warning("judgment skipped: %s", exc.message)
             return Judgment(outcome="llm_unavailable", provider=self.provider.name, model=self.provider.model,
                             error=f"keyframes unavailable: {exc.message}")
-
-
-class _Flag:
-    """A bool that can also be called: ``decision.JudgmentLike`` calls ``spoof_suspected()``
-    while ``llm.judgment.Judgment`` exposes it as a property; this reads right either way
-    until the two agree (then ``_JudgmentView`` can go)."""
-
-    def __init__(self, value: bool) -> None:
-        self.value = value
-
-    def __bool__(self) -> bool:
-        return self.value
-
-    def __call__(self) -> bool:
-        return self.value
-
-
-class _JudgmentView:
-    """The judgment as ``decide`` reads it (outcome, per-action verdicts, spoof flag)."""
-
-    def __init__(self, judgment: Any) -> None:
-        self.outcome = judgment.outcome
-        self.actions = judgment.actions
-        flag = judgment.spoof_suspected
-        self.spoof_suspected = _Flag(bool(flag() if callable(flag) else flag))
