@@ -80,7 +80,7 @@
     }
     state = { session, stream, seq: 0, queue: [], inFlight: false, stopped: false, lastText: "", t0: 0,
               timer: null, ui: null, done: false, completing: false,
-              nose: null, pending: 0, chain: Promise.resolve() };
+              nose: null };
     $("mode").hidden = session.llm_mode !== "offline";
     $("mode").textContent = "Demo mode: the AI judge is not configured, results come from video checks only.";
     renderSteps(session.challenge.steps);
@@ -130,17 +130,9 @@
       // data URLs, which the server parses faster than multipart.
       const image = canvas.toDataURL("image/jpeg", hints.jpeg_quality);
       const frame = { seq, t: Math.round(t * 1000) / 1000, image };
-      const withPatch = hints.patch_every && seq % hints.patch_every === 0;
-      const pixels = withPatch ? cutPatch(canvas, hints.patch_size) : null;
-      // Frames enter the queue in order even though PNG encoding is asynchronous.
-      state.pending++;
-      state.chain = state.chain.then(async () => {
-        if (pixels) frame.patch = { image: await rgbPngDataUrl(pixels.data), x: pixels.x, y: pixels.y };
-        state.pending--;
-        if (state.stopped) return;
-        state.queue.push(frame);
-        pump();
-      }).catch((err) => { state.pending--; fail(err); });
+      if (hints.patch_every && seq % hints.patch_every === 0) frame.patch = cutPatch(canvas, hints.patch_size);
+      state.queue.push(frame);
+      pump();
     };
     grab();
     state.timer = setInterval(grab, period);
@@ -150,61 +142,17 @@
 
   // A lossless PNG crop centred on the nose the server last reported (the frame centre until
   // then): JPEG's colour subsampling erases the fine stripes a screen shows, PNG keeps them.
+  // The browser writes RGBA PNG; the service accepts it for patches when fully opaque.
+  const patchCanvas = document.createElement("canvas");
   function cutPatch(canvas, size) {
     const nose = state.nose || [canvas.width / 2, canvas.height / 2];
-    const x = Math.min(Math.max(Math.round(nose[0] - size / 2), 0), Math.max(canvas.width - size, 0));
-    const y = Math.min(Math.max(Math.round(nose[1] - size / 2), 0), Math.max(canvas.height - size, 0));
-    const data = canvas.getContext("2d").getImageData(x, y, Math.min(size, canvas.width), Math.min(size, canvas.height));
-    return { data, x, y };
-  }
-
-  // canvas.toDataURL("image/png") always writes RGBA; the service takes 3-channel colour
-  // only, so the patch is written as an RGB PNG here (zlib through CompressionStream).
-  const CRC = (() => {
-    const t = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      t[n] = c >>> 0;
-    }
-    return t;
-  })();
-
-  function pngChunk(type, body) {
-    const out = new Uint8Array(12 + body.length);
-    const view = new DataView(out.buffer);
-    view.setUint32(0, body.length);
-    for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-    out.set(body, 8);
-    let c = 0xffffffff;
-    for (let i = 4; i < 8 + body.length; i++) c = CRC[(c ^ out[i]) & 0xff] ^ (c >>> 8);
-    view.setUint32(8 + body.length, (c ^ 0xffffffff) >>> 0);
-    return out;
-  }
-
-  async function rgbPngDataUrl(img) {
-    const { width: w, height: h, data } = img;
-    const raw = new Uint8Array(h * (1 + 3 * w));  // each row: filter byte 0, then RGB
-    for (let y = 0, o = 0; y < h; y++) {
-      raw[o++] = 0;
-      for (let x = 0, i = 4 * y * w; x < w; x++, i += 4) {
-        raw[o++] = data[i]; raw[o++] = data[i + 1]; raw[o++] = data[i + 2];
-      }
-    }
-    const zipped = new Uint8Array(await new Response(
-      new Blob([raw]).stream().pipeThrough(new CompressionStream("deflate"))).arrayBuffer());
-    const ihdr = new Uint8Array(13);
-    new DataView(ihdr.buffer).setUint32(0, w);
-    new DataView(ihdr.buffer).setUint32(4, h);
-    ihdr[8] = 8; ihdr[9] = 2;  // 8-bit truecolour, no alpha
-    const png = new Blob([new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), pngChunk("IHDR", ihdr),
-      pngChunk("IDAT", zipped), pngChunk("IEND", new Uint8Array(0))], { type: "image/png" });
-    return new Promise((resolve, reject) => {
-      const reader = new FileReader();
-      reader.onload = () => resolve(reader.result);
-      reader.onerror = () => reject(reader.error);
-      reader.readAsDataURL(png);
-    });
+    const w = Math.min(size, canvas.width), h = Math.min(size, canvas.height);
+    const x = Math.min(Math.max(Math.round(nose[0] - size / 2), 0), canvas.width - w);
+    const y = Math.min(Math.max(Math.round(nose[1] - size / 2), 0), canvas.height - h);
+    patchCanvas.width = w;
+    patchCanvas.height = h;
+    patchCanvas.getContext("2d").drawImage(canvas, x, y, w, h, 0, 0, w, h);
+    return { image: patchCanvas.toDataURL("image/png"), x, y };
   }
 
   function updateInstruction() {
@@ -253,7 +201,7 @@
   function maybeComplete() {
     // Complete only once every grabbed frame is uploaded: a frame arriving after completion
     // would be refused (the session is closed by then).
-    if (state.done && !state.inFlight && state.pending === 0 && state.queue.length === 0) complete();
+    if (state.done && !state.inFlight && state.queue.length === 0) complete();
   }
 
   function showFeedback(fb) {

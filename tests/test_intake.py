@@ -189,3 +189,16 @@ def test_patch_is_lossless_and_keeps_its_position() -> None:
 def test_bad_patches(data: bytes, xy: tuple, message: str) -> None:
     with pytest.raises(FrameError, match=message):
         intake.load_patch(data, *xy)
+
+
+def test_patch_accepts_the_browsers_opaque_rgba_png_but_not_transparency() -> None:
+    rgba = np.zeros((128, 128, 4), np.uint8)
+    rgba[..., :3] = 90
+    rgba[..., 3] = 255
+    patch = intake.load_patch(_png_of(rgba), 0, 0)
+    assert patch.pixels.shape == (128, 128, 3)
+    rgba[5, 5, 3] = 10
+    with pytest.raises(FrameError, match="opaque"):
+        intake.load_patch(_png_of(rgba), 0, 0)
+    with pytest.raises(FrameError, match="3-channel"):  # frames stay 3-channel only
+        intake.decode_image(_png_of(np.dstack([rgba[..., :3], np.full((128, 128), 255, np.uint8)])))
