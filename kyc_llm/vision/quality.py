@@ -44,10 +44,12 @@ def measure(shape: tuple[int, ...], crop128: np.ndarray, box: tuple[float, float
     cx, cy = x + w / 2, y + h / 2
     centre_offset = float(np.hypot((cx - W / 2) / (W / 2), (cy - H / 2) / (H / 2)))
     outside = (landmarks[:, 0] < 0) | (landmarks[:, 0] >= W) | (landmarks[:, 1] < 0) | (landmarks[:, 1] >= H)
+    mean, std = cv2.meanStdDev(crop128)
+    lap_std = cv2.meanStdDev(cv2.Laplacian(crop128, cv2.CV_32F))[1]
     return Quality(
-        brightness=float(crop128.mean()),
-        contrast=float(crop128.std()),
-        sharpness=float(cv2.Laplacian(crop128, cv2.CV_32F).var()),
+        brightness=float(mean[0, 0]),
+        contrast=float(std[0, 0]),
+        sharpness=float(lap_std[0, 0]) ** 2,
         face_size=float(w / W),
         centre_offset=centre_offset,
         outside_fraction=float(outside.mean()),

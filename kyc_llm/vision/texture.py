@@ -77,17 +77,20 @@ def spectrum_features(patch: np.ndarray) -> tuple[float, float]:
     its 9x9 neighbourhood: smooth for skin, hair and edges; high for a periodic pattern.
     """
     x = patch.astype(np.float32)
-    x = (x - x.mean()) * _WINDOW
+    x = (x - float(cv2.mean(x)[0])) * _WINDOW
     spectrum = cv2.dft(x, flags=cv2.DFT_COMPLEX_OUTPUT)  # ~3x faster than numpy here
-    power = spectrum[..., 0] ** 2 + spectrum[..., 1] ** 2
+    power = cv2.magnitude(spectrum[..., 0], spectrum[..., 1]) ** 2
     power[0, 0] = 0.0
     total = float(power.sum())
     if total <= 0:
         return 0.0, 0.0
     hf_ratio = float(power[_HIGH].sum() / total)
-    logp = np.fft.fftshift(np.log(power + 1e-2))
-    excess = np.fft.ifftshift(logp - cv2.blur(logp, (9, 9)))
-    return hf_ratio, float(excess[_PEAK_BAND].max())
+    logp = cv2.log(power + 1e-2)
+    # The neighbourhood mean of every bin, wrapping around (the spectrum is periodic): a
+    # padded box blur, with no shifting of the spectrum back and forth.
+    wrapped = cv2.copyMakeBorder(logp, 4, 4, 4, 4, cv2.BORDER_WRAP)
+    local = cv2.blur(wrapped, (9, 9))[4:-4, 4:-4]
+    return hf_ratio, float((logp - local)[_PEAK_BAND].max())
 
 
 def patch_origin(shape: tuple[int, ...], centre: tuple[float, float]) -> tuple[int, int] | None:
