@@ -259,6 +259,7 @@
     el.setAttribute("data-decision", result.decision);
     el.setAttribute("data-guidance", result.guidance);
     $("note").textContent = result.note || "";
+    if (result.note) $("mode").hidden = true;  // the result's own note says it: once is enough
     $("retry").hidden = !result.can_retry;
     show("done");
     el.focus();

@@ -22,7 +22,7 @@ MESSAGES = {
              "inside the oval and follow each instruction while it is shown.",
     "review": "Thank you. A member of our team will review your check and get back to you.",
 }
-OFFLINE_NOTE = "This demo runs without the AI judge: the result comes from on-device video checks only."
+OFFLINE_NOTE = "This demo runs without the AI judge: the result comes from the video checks only."
 
 
 def guidance_for(decision: str, reasons: Iterable[str]) -> str:
