@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, Callable
 
@@ -13,7 +12,7 @@ from ...errors import ConfigError
 from ..errors import LLMTransientError, LLMUnavailable
 from ..messages import LLMRequest, api_messages
 from ..settings import LLMSettings
-from .base import Provider, Reply
+from .base import RemoteProvider, Reply
 
 
 def _retryable_status(status: int) -> bool:
@@ -22,7 +21,7 @@ def _retryable_status(status: int) -> bool:
     return status in (408, 429) or status >= 500
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(RemoteProvider):
     """Calls ``messages.create``. The SDK client is built on first use, never at import."""
 
     name = "anthropic"
@@ -36,30 +35,17 @@ class AnthropicProvider(Provider):
     ) -> None:
         if client is None and not settings.anthropic_api_key:
             raise ConfigError("the anthropic provider needs ANTHROPIC_API_KEY")
-        super().__init__(settings, model=settings.anthropic_model, sleep=sleep)
-        self._client = client
-        self._lock = threading.Lock()
+        super().__init__(settings, model=settings.anthropic_model, client=client, sleep=sleep)
 
-    @property
-    def client(self) -> anthropic.Anthropic:
-        """Return the SDK client, creating it once (thread-safe)."""
-        with self._lock:
-            if self._client is None:
-                s = self.settings
-                self._client = anthropic.Anthropic(
-                    api_key=s.anthropic_api_key,
-                    base_url=s.anthropic_base_url,
-                    # The SDK retries 2 times by default; retry.retry_policy owns retries.
-                    max_retries=0,
-                    timeout=httpx.Timeout(s.read_timeout_s, connect=s.connect_timeout_s),
-                )
-            return self._client
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+    def _build_client(self) -> anthropic.Anthropic:
+        s = self.settings
+        return anthropic.Anthropic(
+            api_key=s.anthropic_api_key,
+            base_url=s.anthropic_base_url,
+            # The SDK retries 2 times by default; retry.retry_policy owns retries.
+            max_retries=0,
+            timeout=httpx.Timeout(s.read_timeout_s, connect=s.connect_timeout_s),
+        )
 
     def _send(self, request: LLMRequest) -> Reply:
         try:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 from ..errors import LLMTransientError, LLMUnavailable
 from ..messages import LLMRequest, LLMResponse
@@ -88,3 +89,32 @@ class Provider(ABC):
     def _send(self, request: LLMRequest) -> Reply:
         """Make one attempt. Raise ``LLMTransientError`` if a retry may succeed, else
         ``LLMUnavailable``; never let an SDK exception escape."""
+
+
+class RemoteProvider(Provider):
+    """A provider behind an SDK client that is built on first use (never at import), once,
+    thread-safely, and released by ``close``. Subclasses say how in ``_build_client``."""
+
+    def __init__(self, settings: LLMSettings, *, model: str, client: Any | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(settings, model=model, sleep=sleep)
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        """Return the SDK client, creating it once."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._build_client()
+            return self._client
+
+    @abstractmethod
+    def _build_client(self) -> Any:
+        """Create the SDK client from ``self.settings``."""
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None

@@ -8,7 +8,6 @@ retries; two retry layers would multiply attempts and blur the usage record.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import Any, Callable
 
@@ -20,7 +19,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from ..errors import LLMTransientError, LLMUnavailable
 from ..messages import LLMRequest, api_messages
 from ..settings import LLMSettings
-from .base import Provider, Reply
+from .base import RemoteProvider, Reply
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 # Bedrock error codes worth another attempt; anything else 4xx (validation, access denied,
@@ -34,7 +33,7 @@ RETRYABLE_CODES = frozenset({
 })
 
 
-class BedrockProvider(Provider):
+class BedrockProvider(RemoteProvider):
     """Calls ``invoke_model``. The boto3 client is built on first use, never at import."""
 
     name = "bedrock"
@@ -46,35 +45,28 @@ class BedrockProvider(Provider):
         client: Any | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(settings, model=settings.bedrock_model_id, sleep=sleep)
-        self._client = client
-        self._lock = threading.Lock()
+        super().__init__(settings, model=settings.bedrock_model_id, client=client, sleep=sleep)
 
-    @property
-    def client(self) -> Any:
-        """Return the ``bedrock-runtime`` client, creating it once (thread-safe)."""
-        with self._lock:
-            if self._client is None:
-                s = self.settings
-                # An explicit Session: boto3's module-level default session is not thread-safe.
-                session = boto3.session.Session(
-                    aws_access_key_id=s.aws_access_key_id,
-                    aws_secret_access_key=s.aws_secret_access_key,
-                    aws_session_token=s.aws_session_token,
-                    # Explicit keys win; naming a profile too would make boto3 require it.
-                    profile_name=s.aws_profile if not s.aws_access_key_id else None,
-                    region_name=s.aws_region,
-                )
-                self._client = session.client(
-                    "bedrock-runtime",
-                    endpoint_url=s.bedrock_endpoint_url,
-                    config=Config(
-                        retries={"total_max_attempts": 1, "mode": "standard"},
-                        connect_timeout=s.connect_timeout_s,
-                        read_timeout=s.read_timeout_s,
-                    ),
-                )
-            return self._client
+    def _build_client(self) -> Any:
+        s = self.settings
+        # An explicit Session: boto3's module-level default session is not thread-safe.
+        session = boto3.session.Session(
+            aws_access_key_id=s.aws_access_key_id,
+            aws_secret_access_key=s.aws_secret_access_key,
+            aws_session_token=s.aws_session_token,
+            # Explicit keys win; naming a profile too would make boto3 require it.
+            profile_name=s.aws_profile if not s.aws_access_key_id else None,
+            region_name=s.aws_region,
+        )
+        return session.client(
+            "bedrock-runtime",
+            endpoint_url=s.bedrock_endpoint_url,
+            config=Config(
+                retries={"total_max_attempts": 1, "mode": "standard"},
+                connect_timeout=s.connect_timeout_s,
+                read_timeout=s.read_timeout_s,
+            ),
+        )
 
     def body(self, request: LLMRequest) -> dict[str, Any]:
         """Return the ``invoke_model`` body for ``request`` (Anthropic Messages format)."""
@@ -85,12 +77,6 @@ class BedrockProvider(Provider):
             "system": request.system,
             "messages": api_messages(request),
         }
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
 
     def _send(self, request: LLMRequest) -> Reply:
         try:
