@@ -54,11 +54,11 @@ class SessionResult:
         return out
 
 
-def run_session(path: Path, thresholds: Thresholds, page: PageEmulator | None = None) -> SessionResult:
+def run_session(path: Path, thresholds: Thresholds, jpeg_quality: int | None = JPEG_QUALITY) -> SessionResult:
     """Evaluate one spec file; every failure to read it becomes an ``error`` result.
 
-    With ``page`` the frames are uploaded as the webcam page would send them (JPEG plus
-    lossless patches); without it the decoded video frames are fed as they are.
+    With ``jpeg_quality`` the frames are uploaded as the webcam page would send them (JPEG
+    plus lossless patches); with None the decoded video frames are fed as they are.
     """
     started = time.perf_counter()
     try:
@@ -70,15 +70,12 @@ def run_session(path: Path, thresholds: Thresholds, page: PageEmulator | None = 
     try:
         with FaceMesh("video") as mesh:
             analyzer = SessionAnalyzer(mesh, thresholds)
-            nose = None
-            for k, (t, frame) in enumerate(sample_frames(spec)):
+            page = PageEmulator(jpeg_quality) if jpeg_quality else None
+            for t, frame in sample_frames(spec):
                 if page is None:
                     analyzer.add(frame, t)
-                    continue
-                jpeg, patch = page.encode(frame, k, nose)
-                obs = analyzer.add(jpeg, t, patch)
-                if obs.has_face:  # the server's feedback tells the page where the face is
-                    nose = obs.landmarks[1, :2] / obs.scale
+                else:
+                    page.upload(analyzer, frame, t)
             if not analyzer.observations:
                 raise KycError(f"{spec.id}: no frames could be read from {spec.video}")
             evidence = analyzer.evidence(spec.challenge)
@@ -119,8 +116,7 @@ def _pct(x: float | None) -> str:
 
 def _run_one(args: tuple[Path, str | None, int | None]) -> SessionResult:
     path, thresholds_path, jpeg_quality = args
-    page = PageEmulator(jpeg_quality) if jpeg_quality else None
-    return run_session(path, load_thresholds(thresholds_path), page)
+    return run_session(path, load_thresholds(thresholds_path), jpeg_quality)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -215,16 +215,17 @@ def clip_frames(spec_path: Path, fps: float) -> tuple[list[tuple[float, bytes, A
 def per_frame_ms(frames: list[tuple[float, bytes, Any]]) -> float:
     """Median ms of the whole per-frame analysis (decode included) on these frames, one core."""
     from .vision.facemesh import FaceMesh
-    from .vision.observation import FrameAnalyzer
+    from .vision.pipeline import SessionAnalyzer
+    from .vision.thresholds import load_thresholds
 
     with FaceMesh("video") as mesh:
-        analyzer = FrameAnalyzer(mesh)
-        analyzer.analyze(frames[0][1], 0.0)  # the first frame builds the graph
+        analyzer = SessionAnalyzer(mesh, load_thresholds())
+        analyzer.add(frames[0][1], 0.0)  # the first frame builds the graph
         times = []
         for rep in range(3):
             for i, (t, jpeg, _) in enumerate(frames):
                 started = time.perf_counter()
-                analyzer.analyze(jpeg, rep * 100 + t)
+                analyzer.add(jpeg, rep * 100 + t)
                 times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
 

@@ -4,17 +4,19 @@ The page sends every frame as a JPEG (small, fine for landmarks, pose and colour
 ``PATCH_EVERY``-th frame also a lossless PNG patch of ``PATCH_SIZE`` px centred on the nose
 position the server returned for the previous frame: JPEG's colour subsampling erases the
 fine sub-pixel stripes that give a screen away, a PNG keeps them. The evaluation and the
-benchmarks feed frames through ``PageEmulator`` so that they measure what the server gets.
+benchmarks upload frames through a ``PageEmulator`` (one per session) so that they measure
+what the server gets.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-import cv2
 import numpy as np
 
-from .vision.intake import Patch, load_patch
+from .vision.intake import Patch, encode_jpeg, encode_png, load_patch
+from .vision.observation import FrameObservation
+from .vision.pipeline import SessionAnalyzer
 
 JPEG_QUALITY = 80  # canvas.toBlob("image/jpeg", 0.8) on the page
 PATCH_EVERY = 4  # at 8 fps: two patches a second
@@ -32,24 +34,28 @@ def patch_origin(frame_shape: Sequence[int], nose: Sequence[float] | None, size:
 
 
 class PageEmulator:
-    """Turns decoded frames into what the page would upload for them."""
+    """Turns one session's decoded frames into what the page would upload for them."""
 
     def __init__(self, jpeg_quality: int = JPEG_QUALITY, patch_every: int = PATCH_EVERY,
                  patch_size: int = PATCH_SIZE) -> None:
         if not 1 <= jpeg_quality <= 100 or patch_every < 0 or patch_size < 96:
             raise ValueError("jpeg_quality 1-100, patch_every >= 0 (0: none), patch_size >= 96")
         self.jpeg_quality, self.patch_every, self.patch_size = jpeg_quality, patch_every, patch_size
+        self._index, self._nose = 0, None  # the page's frame counter and the server's last nose
+
+    def upload(self, analyzer: SessionAnalyzer, bgr: np.ndarray, t: float) -> FrameObservation:
+        """Send the session's next frame to ``analyzer`` as the page would; the server's
+        answer (the nose position) places the next patch."""
+        jpeg, patch = self.encode(bgr, self._index, self._nose)
+        obs = analyzer.add(jpeg, t, patch)
+        self._index += 1
+        self._nose = obs.nose or self._nose
+        return obs
 
     def encode(self, bgr: np.ndarray, index: int, nose: Sequence[float] | None) -> tuple[bytes, Patch | None]:
         """The JPEG bytes of frame ``index`` and, on every ``patch_every``-th frame, its patch."""
-        ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
-        if not ok:
-            raise ValueError("frame could not be encoded as JPEG")
+        jpeg = encode_jpeg(bgr, quality=self.jpeg_quality)
         if not self.patch_every or index % self.patch_every:
-            return jpeg.tobytes(), None
+            return jpeg, None
         x, y = patch_origin(bgr.shape, nose, self.patch_size)
-        crop = bgr[y:y + self.patch_size, x:x + self.patch_size]
-        ok, png = cv2.imencode(".png", crop)
-        if not ok:
-            raise ValueError("patch could not be encoded as PNG")
-        return jpeg.tobytes(), load_patch(png.tobytes(), x, y)
+        return jpeg, load_patch(encode_png(bgr[y:y + self.patch_size, x:x + self.patch_size]), x, y)

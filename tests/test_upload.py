@@ -39,3 +39,17 @@ def test_a_patch_outside_its_frame_is_refused() -> None:
         analyzer = SessionAnalyzer(mesh, load_thresholds())
         with pytest.raises(FrameError, match="outside"):
             analyzer.add(cv2.imencode(".jpg", small)[1].tobytes(), 0.0, patch)
+
+
+def test_upload_centres_the_next_patch_on_the_reported_nose(shared_data) -> None:
+    photo = cv2.imread(str(shared_data / "photos" / "ghost_mark.jpg"))
+    framed = np.zeros((480, 640, 3), np.uint8)
+    framed[:photo.shape[0], :photo.shape[1]] = photo[:480, :640]  # the face off the frame centre
+    page = PageEmulator(patch_every=1)
+    with FaceMesh("video") as mesh:
+        analyzer = SessionAnalyzer(mesh, load_thresholds())
+        first = page.upload(analyzer, framed, 0.0)
+        second = page.upload(analyzer, framed, 0.1)
+    assert first.nose is not None
+    assert not first.texture.lossless  # the first patch, at the frame centre, misses the nose
+    assert second.texture.lossless  # the next one is centred on the nose the server reported

@@ -22,13 +22,11 @@ TH = load_thresholds()
 def run(shared_data: Path, spec_id: str, challenge: list[Step] | None = None) -> VisionEvidence:
     """The session's frames uploaded as the page sends them (JPEG + lossless patches)."""
     spec = load_spec(shared_data / "sessions" / f"{spec_id}.json")
-    page, nose = PageEmulator(), None
+    page = PageEmulator()
     with FaceMesh("video") as mesh:
         analyzer = SessionAnalyzer(mesh, TH)
-        for k, (t, frame) in enumerate(sample_frames(spec)):
-            jpeg, patch = page.encode(frame, k, nose)
-            obs = analyzer.add(jpeg, t, patch)
-            nose = frame_feedback(obs, TH.quality)["nose"] or nose
+        for t, frame in sample_frames(spec):
+            page.upload(analyzer, frame, t)
         return analyzer.evidence(challenge or spec.challenge)
 
 
@@ -147,14 +145,13 @@ def test_a_slideshow_of_stills_faking_the_turns_fails(shared_data: Path) -> None
     front, right, left = grab(0.3), grab(1.8), grab(7.2)
     cap.release()
     plan = [(0.0, 1.3, front), (1.3, 2.4, right), (2.4, 6.6, front), (6.6, 7.5, left), (7.5, 8.0, front)]
-    rng, page, nose = np.random.default_rng(0), PageEmulator(), None
+    rng, page = np.random.default_rng(0), PageEmulator()
     with FaceMesh("video") as mesh:
         analyzer = SessionAnalyzer(mesh, TH)
         for k in range(80):
             still = next(img for t0, t1, img in plan if t0 <= k / 10 < t1)
             noisy = np.clip(still.astype(np.int16) + rng.integers(-3, 4, still.shape), 0, 255).astype(np.uint8)
-            jpeg, patch = page.encode(noisy, k, nose)
-            nose = frame_feedback(analyzer.add(jpeg, k / 10, patch), TH.quality)["nose"] or nose
+            page.upload(analyzer, noisy, k / 10)
         ev = analyzer.evidence([Step("turn_right", 0.6, 2.6), Step("turn_left", 6.0, 7.9)])
     assert [a.verdict for a in ev.actions] == ["performed", "performed"]  # the poses alone fool the action check
     decision = decide(ev, TH)

@@ -2,8 +2,8 @@
 
     python -m kyc_llm.bench --llm [--sessions DIR] [--delay-ms 200] [--limit N] [--json FILE]
 
-For every session: the frames are sampled at the session's rate and fed, as JPEG uploads,
-to the vision pipeline; then the judgment request is built at the default budget (3,000
+For every session: the frames are sampled at the session's rate and fed to the vision
+pipeline as the page uploads them (JPEG plus lossless patches: ``kyc_llm.upload``); then the judgment request is built at the default budget (3,000
 image tokens, at most 8 images) and answered by the mock provider after a fixed delay.
 Prints the images and estimated input tokens per request (median and max) and the time
 from the last frame to the judgment minus the delay (median and max). Settings are the
@@ -13,7 +13,6 @@ defaults, not the environment's, so figures compare across machines.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
@@ -21,11 +20,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from PIL import Image
 
 from ..errors import SpecError
 from ..prompts import Templates, load_templates
 from ..sessionspec import SessionSpec, find_specs, load_spec, sample_frames
+from ..upload import PageEmulator
 from ..vision.facemesh import FaceMesh
 from ..vision.pipeline import SessionAnalyzer
 from ..vision.thresholds import Thresholds, load_thresholds
@@ -36,12 +35,6 @@ from .settings import LLMSettings
 from .usage import image_tokens
 
 DEFAULT_SESSIONS = Path(__file__).resolve().parents[3] / "shared" / "data" / "sessions"
-
-
-def _jpeg(bgr: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(out, format="JPEG", quality=85)
-    return out.getvalue()
 
 
 def _answer(spec: SessionSpec) -> str:
@@ -63,14 +56,14 @@ def run_session(spec: SessionSpec, settings: LLMSettings, templates: Templates, 
     frames = list(sample_frames(spec))
     if not frames:
         raise SpecError(f"{spec.id}: no frames")
-    uploads = [_jpeg(bgr) for _, bgr in frames]
     provider = MockProvider(settings, delay_s=delay_s).enqueue(_answer(spec))
+    page = PageEmulator()  # frames reach the pipeline as the page uploads them
     with FaceMesh("video") as mesh:
         analyzer = SessionAnalyzer(mesh, thresholds)
-        for (t, _), data in zip(frames[:-1], uploads[:-1]):
-            analyzer.add(data, t)
+        for t, bgr in frames[:-1]:
+            page.upload(analyzer, bgr, t)
         started = time.perf_counter()
-        analyzer.add(uploads[-1], frames[-1][0])
+        page.upload(analyzer, frames[-1][1], frames[-1][0])
         evidence = analyzer.evidence(spec.challenge)
         judged = time.perf_counter()
         judgment = judge_movements(provider, spec.challenge, frames, evidence, settings, templates)

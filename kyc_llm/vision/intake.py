@@ -216,6 +216,14 @@ def encode_jpeg(bgr: np.ndarray, size: tuple[int, int] | None = None, quality: i
     return out.tobytes()
 
 
+def encode_png(bgr: np.ndarray) -> bytes:
+    """A BGR image as (lossless) PNG bytes. Raises ``FrameError`` when it cannot be encoded."""
+    ok, out = cv2.imencode(".png", bgr)
+    if not ok:
+        raise FrameError("the image could not be encoded as PNG")
+    return out.tobytes()
+
+
 def check_array(image: np.ndarray) -> np.ndarray:
     """Validate an already-decoded BGR frame (from a video reader or a test).
 

@@ -1,7 +1,7 @@
 """Per-frame observation: everything the vision layer measures on one frame.
 
-``FrameAnalyzer.analyze`` is the whole per-frame path (decode, landmarks, geometry, quality,
-texture); the benchmark times exactly this call against the bare FaceMesh call.
+``observe`` measures a decoded frame; ``pipeline.SessionAnalyzer.add`` is the whole per-frame
+path (decode included) that the server, the evaluation and the benchmark run.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from . import geometry, quality, texture
 from .facemesh import FaceMesh
-from .intake import Patch, load_frame
+from .intake import Patch
 
 
 @dataclass
@@ -43,6 +43,15 @@ class FrameObservation:
     @property
     def has_face(self) -> bool:
         return self.landmarks is not None
+
+    @property
+    def nose(self) -> tuple[float, float] | None:
+        """The nose tip in the uploaded frame's pixels (where the page centres its next
+        texture patch), or None without a face."""
+        if self.landmarks is None:
+            return None
+        x, y = self.landmarks[geometry.NOSE_TIP, :2] / self.scale
+        return float(x), float(y)
 
     @property
     def ear(self) -> float | None:
@@ -95,18 +104,3 @@ def observe(bgr: np.ndarray, t: float, faces: list[np.ndarray], patch: Patch | N
     obs.quality = quality.measure(bgr.shape, crop, box, lm)
     obs.texture = texture.measure(bgr, crop, box, nose, patch)
     return obs
-
-
-class FrameAnalyzer:
-    """Decode and observe frames of one session with one FaceMesh graph (video mode)."""
-
-    def __init__(self, mesh: FaceMesh) -> None:
-        self._mesh = mesh
-
-    def analyze(self, source: bytes | str | np.ndarray, t: float) -> FrameObservation:
-        """Bytes, a data URL or a BGR array at session time ``t`` -> an observation.
-
-        Raises ``FrameError`` for an input that is not an acceptable frame.
-        """
-        bgr = load_frame(source)
-        return observe(bgr, t, self._mesh.process(bgr))

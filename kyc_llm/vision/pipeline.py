@@ -113,9 +113,7 @@ def frame_feedback(obs: FrameObservation, q: QualityThresholds) -> dict[str, Any
     issues = ["no_face"] if not obs.has_face else low_quality_issues(obs, q)
     if obs.n_faces > 1:
         issues.append("multiple_faces")
-    nose = None
-    if obs.has_face:  # where the page should centre its next texture patch
-        nose = [round(float(obs.landmarks[1, 0] / obs.scale)), round(float(obs.landmarks[1, 1] / obs.scale))]
+    nose = None if obs.nose is None else [round(v) for v in obs.nose]  # for the next texture patch
     return {
         "face_found": obs.has_face,
         "one_face": obs.n_faces == 1,
