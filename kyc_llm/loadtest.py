@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ROOT
-from .upload import JPEG_QUALITY, PATCH_EVERY, PATCH_SIZE, patch_origin
+from .upload import JPEG_QUALITY, PATCH_EVERY, PATCH_SIZE, patch_json
 
 DEFAULT_SPEC = ROOT.parent / "shared" / "data" / "sessions" / "live-lp_d3-turnleft-mouth.json"
 P95_BOUND_MS = 150.0
@@ -154,7 +154,7 @@ class Client:
             # thread runs late on a loaded machine: the upload then lags, the content does not.
             item: dict[str, Any] = {"seq": seq, "t": round(t, 3), "image": data_url}
             if seq % PATCH_EVERY == 0:  # the page's lossless patch, centred on the last nose
-                item["patch"] = _patch(bgr, nose)
+                item["patch"] = patch_json(bgr, nose)
             body = json.dumps({"frames": [item]}).encode()
             sent = time.perf_counter()
             status, reply = self.request("POST", f"/api/v1/sessions/{s['id']}/frames", body,
@@ -182,14 +182,6 @@ class Client:
             self.results.sessions += 1
             d = reply["result"]["decision"]
             self.results.decisions[d] = self.results.decisions.get(d, 0) + 1
-
-
-def _patch(bgr: Any, nose: list[float] | None) -> dict[str, Any]:
-    import cv2
-
-    x, y = patch_origin(bgr.shape, nose, PATCH_SIZE)
-    png = cv2.imencode(".png", bgr[y:y + PATCH_SIZE, x:x + PATCH_SIZE])[1].tobytes()
-    return {"image": "data:image/png;base64," + base64.b64encode(png).decode("ascii"), "x": x, "y": y}
 
 
 # -- measuring -----------------------------------------------------------------------------

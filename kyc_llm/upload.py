@@ -10,6 +10,7 @@ what the server gets.
 
 from __future__ import annotations
 
+import base64
 from typing import Sequence
 
 import numpy as np
@@ -31,6 +32,19 @@ def patch_origin(frame_shape: Sequence[int], nose: Sequence[float] | None, size:
     x = int(min(max(round(cx - size / 2), 0), max(w - size, 0)))
     y = int(min(max(round(cy - size / 2), 0), max(h - size, 0)))
     return x, y
+
+
+def patch_png(bgr: np.ndarray, nose: Sequence[float] | None, size: int = PATCH_SIZE) -> tuple[bytes, int, int]:
+    """The page's texture patch of a frame: PNG bytes of the ``size`` square centred on
+    ``nose``, and its top-left corner (x, y) in the frame."""
+    x, y = patch_origin(bgr.shape, nose, size)
+    return encode_png(bgr[y:y + size, x:x + size]), x, y
+
+
+def patch_json(bgr: np.ndarray, nose: Sequence[float] | None, size: int = PATCH_SIZE) -> dict[str, object]:
+    """The patch as the page puts it in a JSON upload: a PNG data URL and its position."""
+    png, x, y = patch_png(bgr, nose, size)
+    return {"image": "data:image/png;base64," + base64.b64encode(png).decode("ascii"), "x": x, "y": y}
 
 
 class PageEmulator:
@@ -57,5 +71,4 @@ class PageEmulator:
         jpeg = encode_jpeg(bgr, quality=self.jpeg_quality)
         if not self.patch_every or index % self.patch_every:
             return jpeg, None
-        x, y = patch_origin(bgr.shape, nose, self.patch_size)
-        return jpeg, load_patch(encode_png(bgr[y:y + self.patch_size, x:x + self.patch_size]), x, y)
+        return jpeg, load_patch(*patch_png(bgr, nose, self.patch_size))

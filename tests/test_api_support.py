@@ -43,13 +43,9 @@ class ClipFrame:
 
     def patch(self, nose: list[float] | None) -> dict[str, Any]:
         """The page's PNG patch centred on ``nose`` (the server's last answer), as JSON."""
-        import cv2
+        from kyc_llm.upload import patch_json
 
-        from kyc_llm.upload import PATCH_SIZE, patch_origin
-
-        x, y = patch_origin(self.bgr.shape, nose, PATCH_SIZE)
-        png = cv2.imencode(".png", self.bgr[y:y + PATCH_SIZE, x:x + PATCH_SIZE])[1].tobytes()
-        return {"image": "data:image/png;base64," + base64.b64encode(png).decode("ascii"), "x": x, "y": y}
+        return patch_json(self.bgr, nose)
 
 
 @lru_cache(maxsize=4)
