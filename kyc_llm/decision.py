@@ -123,10 +123,10 @@ def llm_reasons(ev: VisionEvidence, judgment: JudgmentLike, policy: Policy) -> t
         code = "LLM_INVALID" if judgment.outcome == "llm_invalid" else "LLM_UNAVAILABLE"
         return ([code] if policy.require_llm else []), False
     reasons = []
-    llm = {v.action: v.performed for v in judgment.actions}
+    # The judgment's verdicts follow the challenge order (its schema pins them to the steps).
+    said = [v.performed for v in judgment.actions]
     for i, a in enumerate(ev.actions):
-        said = llm.get(a.action) if len(llm) == len(ev.actions) else _nth(judgment.actions, i)
-        if said is not True and a.verdict == "performed":
+        if a.verdict == "performed" and (said[i] if i < len(said) else None) is not True:
             reasons.append("LLM_DISAGREES")
     if judgment.spoof_suspected():
         reasons.append("LLM_SPOOF_SUSPECTED")
@@ -151,10 +151,6 @@ def decide(ev: VisionEvidence, th: Thresholds, judgment: JudgmentLike | None = N
     if not llm_used:
         rationale += " (decided without the LLM judge)"
     return Decision(decision, reasons, rationale, llm_used, details)
-
-
-def _nth(actions: Sequence[ActionVerdictLike], i: int) -> bool | None:
-    return actions[i].performed if i < len(actions) else None
 
 
 def _unique(items: list[str]) -> list[str]:

@@ -105,3 +105,11 @@ def test_offline_llm_is_recorded_as_not_used() -> None:
     assert "without the LLM" in d.rationale
     strict = decide(evidence(), TH, FakeJudgment(outcome="llm_offline"), Policy(require_llm=True))
     assert (strict.decision, strict.reasons) == ("review", ["LLM_UNAVAILABLE"])
+
+
+def test_llm_verdicts_are_read_by_position_for_repeated_actions() -> None:
+    ev = evidence()
+    ev.actions[1].action = "blink"  # blink, blink
+    j = FakeJudgment(actions=[Verdict("blink", True), Verdict("blink", False)])
+    assert decide(ev, TH, j).reasons == ["LLM_DISAGREES"]
+    assert decide(ev, TH, FakeJudgment(actions=[Verdict("blink", True)])).reasons == ["LLM_DISAGREES"]
