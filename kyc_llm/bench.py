@@ -5,8 +5,9 @@
 
 In one process: (a) the bare MediaPipe FaceMesh graph call on decoded RGB frames, and (b)
 the whole per-frame analysis the server runs for an upload (JPEG decode and validation,
-colour conversion, landmarks as an array, pose, ratios, quality, texture). Prints median and p95 milliseconds per frame for each, the ratio b/a, and the
-frames per second one core sustains for (b).
+colour conversion, landmarks as an array, pose, ratios, quality, texture). Prints median and
+p95 milliseconds per frame for each, the ratio b/a, and the frames per second one core
+sustains for (b).
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ def _stats(ms: list[float]) -> dict[str, float]:
 def run(clip: Path, limit: int) -> dict[str, Any]:
     frames = read_clip(clip, limit)
     jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for f in frames]
-    bare: list[float] = []
     rgbs = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
     bare: list[float] = []
     whole: list[float] = []
