@@ -57,7 +57,7 @@ def run(clip: Path, limit: int) -> dict[str, Any]:
     whole: list[float] = []
     # (a) and (b) alternate frame by frame, each on its own graph, so both see the same
     # machine: timed in two separate phases, a shared VM's drift moved the ratio by 0.2.
-    with FaceMesh("video") as mesh_a, FaceMesh("video") as mesh_b:
+    with FaceMesh() as mesh_a, FaceMesh() as mesh_b:
         analyzer = SessionAnalyzer(mesh_b, load_thresholds())
         for i, (rgb, data) in enumerate(zip(rgbs, jpegs)):
             t0 = time.perf_counter()

@@ -62,7 +62,6 @@ class Config:
     require_llm: bool = False  # KYC_REQUIRE_LLM: an unavailable/invalid LLM answer -> review
     decision_timeout_s: float = 25.0  # KYC_DECISION_TIMEOUT_S
     decision_workers: int = 4  # KYC_DECISION_WORKERS
-    tracker_pool_size: int = 32  # KYC_TRACKER_POOL_SIZE: FaceMesh graphs per worker (~30 MB each)
     # Operators and limits.
     operator_api_key: str | None = None  # KYC_OPERATOR_API_KEY; None = operator API closed
     max_failures: int = 5  # KYC_MAX_FAILURES per client within the window
@@ -126,7 +125,7 @@ class Config:
         if self.frame_retention not in RETENTION_MODES:
             raise ConfigError(f"KYC_FRAME_RETENTION must be one of {RETENTION_MODES}")
         positive = ("session_ttl_s", "action_duration_s", "fps_hint", "max_frame_bytes", "max_frames",
-                    "max_batch", "decision_timeout_s", "decision_workers", "tracker_pool_size",
+                    "max_batch", "decision_timeout_s", "decision_workers",
                     "max_failures", "failure_window_s", "frame_width", "frame_height")
         for name in positive:
             if getattr(self, name) <= 0:

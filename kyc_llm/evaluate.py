@@ -68,7 +68,7 @@ def run_session(path: Path, thresholds: Thresholds, jpeg_quality: int | None = J
     except Exception as exc:  # e.g. an unreadable folder entry: reported, never fatal
         return SessionResult(path.stem, None, None, "error", error=f"{type(exc).__name__}: {exc}")
     try:
-        with FaceMesh("video") as mesh:
+        with FaceMesh() as mesh:
             analyzer = SessionAnalyzer(mesh, thresholds)
             page = PageEmulator(jpeg_quality) if jpeg_quality else None
             for t, frame in sample_frames(spec):

@@ -197,7 +197,10 @@ def test_multipart_upload_and_its_refusals(app, client, clock):
 def test_texture_patches_are_checked_and_feed_the_screen_cue(app, client, clock, shared_data):
     import base64
 
-    frames = clip_frames(live_spec(shared_data))
+    # Two frames where the face barely moves: the patch is centred on the previous frame's
+    # nose and must hold the new one with a 16 px margin (at the clip's start the face moves
+    # ~20 px per frame, and the frame is then measured on its JPEG, as it should be).
+    frames = clip_frames(live_spec(shared_data))[-2:]
     api = Api(client, clock)
     good = frames[0].patch(None)
     jpeg_patch = dict(good, image=data_url(frames[0].jpeg[:4000]))
@@ -334,6 +337,34 @@ def test_live_clip_passes_and_frames_are_deleted_after_the_decision(app, client,
     assert not any(Path(app.config["KYC"].frame_dir).glob(f"{api.id}/*"))
     events = [r["event"] for r in db_rows(app, "SELECT event FROM audit_log WHERE session_id = ?", api.id)]
     assert events == ["session_created", "capture_started", "decision_started", "decided", "frames_deleted"]
+
+def test_uploads_spread_over_two_workers_are_measured_as_by_one(app, client, clock, app_config, shared_data):
+    """gunicorn sends each upload to whichever worker accepts it: a session's frames, split
+    between two workers (two apps on one database), get the numbers one worker gives them."""
+    from kyc_llm.web import create_app
+
+    other = create_app(app_config, environ={}, clock=clock)
+    try:
+        frames = clip_frames(live_spec(shared_data))
+        alone = Api(client, clock)
+        alone.upload_clip(frames)
+        clock.advance(1)
+        split = Api(client, clock)
+        every = split.body["upload"]["patch_every"]
+        nose = None
+        for seq, frame in enumerate(frames):
+            split.client = (client, other.test_client())[seq % 2]
+            r = split.post_frames([(seq, frame.t, frame.jpeg)], {seq: frame.patch(nose)} if seq % every == 0 else None)
+            assert r.status_code == 200, r.get_json()
+            nose = r.get_json()["feedback"]["nose"] or nose
+        summaries = {sid: [row["summary"] for row in db_rows(app, "SELECT summary FROM frames WHERE session_id = ? "
+                                                                 "ORDER BY seq", sid)]
+                     for sid in (alone.id, split.id)}
+        assert len(summaries[split.id]) == len(frames) and summaries[split.id] == summaries[alone.id]
+        assert split.complete().get_json()["result"]["decision"] == "pass"
+    finally:
+        other.extensions["kyc"].close()
+
 
 
 # -- what the user is told, and what operators are alerted to -------------------------------

@@ -35,7 +35,7 @@ def test_a_patch_outside_its_frame_is_refused() -> None:
     page = PageEmulator()
     small = np.zeros((200, 200, 3), np.uint8)
     _, patch = page.encode(np.zeros((480, 640, 3), np.uint8), 0, (600, 400))
-    with FaceMesh("image") as mesh:
+    with FaceMesh() as mesh:
         analyzer = SessionAnalyzer(mesh, load_thresholds())
         with pytest.raises(FrameError, match="outside"):
             analyzer.add(cv2.imencode(".jpg", small)[1].tobytes(), 0.0, patch)
@@ -46,7 +46,7 @@ def test_upload_centres_the_next_patch_on_the_reported_nose(shared_data) -> None
     framed = np.zeros((480, 640, 3), np.uint8)
     framed[:photo.shape[0], :photo.shape[1]] = photo[:480, :640]  # the face off the frame centre
     page = PageEmulator(patch_every=1)
-    with FaceMesh("video") as mesh:
+    with FaceMesh() as mesh:
         analyzer = SessionAnalyzer(mesh, load_thresholds())
         first = page.upload(analyzer, framed, 0.0)
         second = page.upload(analyzer, framed, 0.1)

@@ -58,7 +58,7 @@ def run_session(spec: SessionSpec, settings: LLMSettings, templates: Templates, 
         raise SpecError(f"{spec.id}: no frames")
     provider = MockProvider(settings, delay_s=delay_s).enqueue(_answer(spec))
     page = PageEmulator()  # frames reach the pipeline as the page uploads them
-    with FaceMesh("video") as mesh:
+    with FaceMesh() as mesh:
         analyzer = SessionAnalyzer(mesh, thresholds)
         for t, bgr in frames[:-1]:
             page.upload(analyzer, bgr, t)

@@ -57,9 +57,9 @@ class Services:
                 frames = open_frame_store(cfg.frame_store, frame_dir=cfg.frame_dir, bucket=cfg.s3_bucket,
                                           prefix=cfg.s3_prefix, region=cfg.s3_region,
                                           endpoint_url=cfg.s3_endpoint_url)
-                analyzers = FrameAnalyzers(cfg.tracker_pool_size, self.thresholds)
+                analyzers = FrameAnalyzers(self.thresholds)
                 limiter = RateLimiter(cfg, store)
-                decider = Decider(cfg, store, frames, analyzers, workflow, limiter, self.clock)
+                decider = Decider(cfg, store, frames, workflow, limiter, self.clock)
                 self._service = SessionService(cfg, store, frames, analyzers, workflow, self.thresholds,
                                                decider, limiter, self.clock)
             return self._service

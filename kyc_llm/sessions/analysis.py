@@ -2,9 +2,9 @@
 
 The database is the source of truth for a session's observations (exact numbers plus the
 landmarks), so any gunicorn worker, or a restarted server, can rebuild the session's
-evidence without re-analysing a frame. Each worker keeps only FaceMesh tracking graphs, one
-per session, leased from a ``TrackerPool``; a session's frames are analysed under its own lock
-because a graph is not thread-safe.
+evidence without re-analysing a frame. Analysing a frame needs nothing of the session's
+earlier frames (FaceMesh runs per frame), so any worker can take any upload; each worker
+keeps only a ``GraphPool`` of FaceMesh graphs for its threads.
 """
 
 from __future__ import annotations
@@ -29,39 +29,30 @@ _LANDMARK_SHAPE = (478, 3)
 
 
 class FrameAnalyzers:
-    """The per-frame path of the service: each session's frames through the vision layer's
-    ``SessionAnalyzer.add`` (the path the evaluation measures) with that session's tracking
-    graph, leased from one ``TrackerPool`` per worker."""
+    """The per-frame path of the service: a frame through the vision layer's
+    ``SessionAnalyzer.add`` (the path the evaluation measures) on a graph of this worker's pool."""
 
-    def __init__(self, size: int, thresholds: Thresholds, idle: int = 8) -> None:
-        self._size, self._idle = size, idle
+    def __init__(self, thresholds: Thresholds) -> None:
         self._thresholds = thresholds
         self._pool: Any = None
         self._guard = threading.Lock()
-        self._locks = [threading.Lock() for _ in range(64)]
 
-    def _tracker_pool(self) -> Any:
+    def _graphs(self) -> Any:
         with self._guard:  # built on first use: after gunicorn forks, never at import
             if self._pool is None:
-                from ..vision.facemesh import TrackerPool  # mediapipe loads here
+                from ..vision.facemesh import GraphPool  # mediapipe loads here
 
-                self._pool = TrackerPool(self._size, self._idle)
+                self._pool = GraphPool()
             return self._pool
 
-    def analyze(self, session_id: str, frame: np.ndarray, t: float, patch: Patch | None = None) -> FrameObservation:
-        """Observe one decoded frame (at its uploaded size) of a session at session time ``t``,
-        with its lossless texture patch if the page sent one. Raises ``FrameError`` for a
-        patch outside its frame."""
+    def analyze(self, frame: np.ndarray, t: float, patch: Patch | None = None) -> FrameObservation:
+        """Observe one decoded frame (at its uploaded size) at session time ``t``, with its
+        lossless texture patch if the page sent one. Raises ``FrameError`` for a patch outside
+        its frame."""
         from ..vision.pipeline import SessionAnalyzer
 
-        with self._locks[hash(session_id) % len(self._locks)]:  # one frame of a session at a time
-            with self._tracker_pool().lease(session_id) as mesh:
-                return SessionAnalyzer(mesh, self._thresholds).add(frame, t, patch)
-
-    def release(self, session_id: str) -> None:
-        """The session is over: its graph is reset for the next one."""
-        if self._pool is not None:
-            self._pool.release(session_id)
+        with self._graphs().lease() as mesh:
+            return SessionAnalyzer(mesh, self._thresholds).add(frame, t, patch)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -22,7 +22,7 @@ import numpy as np
 from ..config import Config
 from ..vision.intake import load_frame
 from .alerts import alert, decision_alerts
-from .analysis import FrameAnalyzers, observation_from_record
+from .analysis import observation_from_record
 from .framestore import FrameStore, FrameStoreError
 from .limits import RateLimiter
 from .results import guidance_for
@@ -59,12 +59,11 @@ class StoredFrames(Sequence[tuple[float, np.ndarray]]):
 
 
 class Decider:
-    def __init__(self, config: Config, store: Store, frames: FrameStore, analyzers: FrameAnalyzers,
-                 workflow: Workflow, limiter: RateLimiter, clock: Callable[[], float]) -> None:
+    def __init__(self, config: Config, store: Store, frames: FrameStore, workflow: Workflow,
+                 limiter: RateLimiter, clock: Callable[[], float]) -> None:
         self.config = config
         self.store = store
         self.frames = frames
-        self.analyzers = analyzers
         self.workflow = workflow
         self.limiter = limiter
         self.clock = clock
@@ -137,7 +136,6 @@ class Decider:
             self.store.add_alert(a)
         if outcome.decision == "fail":
             self._after_failure(session, now)
-        self.analyzers.release(session_id)
         self._apply_retention(session_id, outcome.decision)
         log.info("session %s decided %s (%s) in %.0f ms", session_id, outcome.decision,
                  ",".join(outcome.reasons) or "-", (now - started) * 1000.0)
@@ -169,8 +167,7 @@ class Decider:
             return
         self._last_sweep = now
         for session_id in self.store.expired_open_sessions(now):
-            if self.store.expire(session_id, now):
-                self.analyzers.release(session_id)
+            self.store.expire(session_id, now)
         review_before = now - self.config.review_retention_days * 86400.0
         mode = self.config.frame_retention
         for session_id in self.store.sessions_to_purge(now, review_before, keep_review=(mode == "review"),

@@ -111,8 +111,7 @@ class SessionService:
             raise TokenInvalid("the token does not belong to this session")
         now = self.clock()
         if session.status in OPEN_STATUSES and session.expires_at <= now:
-            if self.store.expire(session.id, now):
-                self.analyzers.release(session.id)
+            self.store.expire(session.id, now)
             session = self.store.get_session(session.id) or session
         return session
 
@@ -150,7 +149,7 @@ class SessionService:
         steps = self._steps(session.id)
         results = []
         for up, t, full, patch, digest in zip(uploads, times, images, patches, digests):
-            obs = self.analyzers.analyze(session.id, full, t, patch)
+            obs = self.analyzers.analyze(full, t, patch)
             summary, landmarks = observation_record(obs)
             key = frame_key(session.id, up.seq)
             try:

@@ -1,50 +1,43 @@
 """The only module that imports mediapipe: a thin adapter around FaceMesh.
 
-FaceMesh runs with iris refinement (478 landmarks). ``video`` mode tracks a face from frame to
-frame (one graph per session: tracking state must not leak between sessions); ``image`` mode
-treats every frame as a still. Graphs are built once and reused; building one costs ~100 ms.
+FaceMesh runs with iris refinement (478 landmarks) in MediaPipe's static-image mode: every
+frame is found and measured on its own, so a frame's landmarks do not depend on which frames
+the graph saw before. That is what lets any server worker (or a restarted one) analyse any
+frame of a session: with tracking, a session whose uploads alternate between two workers had
+two graphs each tracking half its frames, and live sessions went to review under load. It
+costs nothing here: with room for two faces, the video mode ran face detection on every
+frame too (measured: 7.4 ms per frame in both modes, same evaluation figures).
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from contextlib import contextmanager
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 import cv2
 import mediapipe as mp
 import numpy as np
 
 N_LANDMARKS = 478
-Mode = Literal["video", "image"]
 
 
 class FaceMesh:
     """FaceMesh with tuning in the constructor and one ``process`` method.
 
-    Use as a context manager, or call ``close()``. Not thread-safe: one instance per thread.
+    Use as a context manager, or call ``close()``. Not thread-safe: one instance per thread
+    at a time (``GraphPool`` hands them out). Building one costs ~100 ms.
     """
 
-    def __init__(
-        self,
-        mode: Mode = "video",
-        max_faces: int = 2,
-        min_detection_confidence: float = 0.5,
-        min_tracking_confidence: float = 0.5,
-    ) -> None:
-        if mode not in ("video", "image"):
-            raise ValueError(f"mode must be 'video' or 'image', not {mode!r}")
+    def __init__(self, max_faces: int = 2, min_detection_confidence: float = 0.5) -> None:
         if max_faces < 1:
             raise ValueError("max_faces must be at least 1")
-        self.mode = mode
         # max_faces=2 so that a second person in view is seen, not silently ignored.
         self._graph = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=(mode == "image"),
+            static_image_mode=True,
             max_num_faces=max_faces,
             refine_landmarks=True,
             min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence,
         )
 
     def process(self, bgr: np.ndarray) -> list[np.ndarray]:
@@ -94,86 +87,44 @@ def landmarks_array(face: Any, width: int, height: int) -> np.ndarray:
     return np.array([(p.x, p.y, p.z) for p in face.landmark], np.float32) * scale
 
 
-class TrackerPool:
-    """Video-mode graphs keyed by session, least recently used evicted beyond ``size``.
+class GraphPool:
+    """FaceMesh graphs shared by the threads of one process.
 
-    A server worker sees frames of many sessions interleaved; each needs its own tracking
-    state. Use ``with pool.lease(key) as mesh:``; a graph evicted while leased is let go when
-    its last lease ends, never under a thread that is still inside ``process``.
-
-    A graph let go is reset and kept (up to ``idle``) for the next session rather than
-    closed: building one and its first frame cost 25-40 ms per session. The reset is one
-    blank frame: tracking stops on a frame without a face, after which the graph's landmarks
-    equal a fresh graph's bit for bit (tests/test_vision_clips.py checks it).
+    ``with pool.lease() as mesh:`` hands out a graph no other thread is using, building one
+    when all are busy; so a worker holds as many graphs as it ever had concurrent frames
+    (its thread count), each ~30 MB. Graphs are built on first use: after gunicorn forks.
     """
 
-    def __init__(self, size: int = 8, idle: int = 8) -> None:
-        if size < 1 or idle < 0:
-            raise ValueError("the pool needs room for at least one graph")
-        self._size, self._max_idle = size, idle
-        self._graphs: OrderedDict[str, FaceMesh] = OrderedDict()
-        self._idle: list[FaceMesh] = []
-        self._leases: dict[int, int] = {}  # id(graph) -> leases outstanding
+    def __init__(self) -> None:
+        self._free: list[FaceMesh] = []
+        self._built: list[FaceMesh] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     @contextmanager
-    def lease(self, key: str) -> Iterator[FaceMesh]:
+    def lease(self) -> Iterator[FaceMesh]:
         with self._lock:
-            graph = self._graphs.pop(key, None) or (self._idle.pop() if self._idle else None)
-            if graph is None:
-                graph = FaceMesh("video")
-            self._graphs[key] = graph
-            self._leases[id(graph)] = self._leases.get(id(graph), 0) + 1
-            evicted = self._evict()
-        self._let_go(evicted)
+            if self._closed:
+                raise RuntimeError("the graph pool is closed")
+            mesh = self._free.pop() if self._free else None
+        if mesh is None:
+            mesh = FaceMesh()
+            with self._lock:
+                self._built.append(mesh)
         try:
-            yield graph
+            yield mesh
         finally:
             with self._lock:
-                self._leases[id(graph)] -= 1
-                idle = self._leases[id(graph)] == 0
-                if idle:
-                    del self._leases[id(graph)]
-                orphan = idle and all(g is not graph for g in self._graphs.values())
-            if orphan:
-                self._let_go([graph])
-
-    def _evict(self) -> list[FaceMesh]:
-        """Drop graphs beyond the pool size (lock held); return those nobody is using."""
-        unused = []
-        while len(self._graphs) > self._size:
-            _, old = self._graphs.popitem(last=False)
-            if not self._leases.get(id(old)):
-                unused.append(old)
-        return unused
-
-    def _let_go(self, graphs: list[FaceMesh]) -> None:
-        for graph in graphs:
-            graph.process(_BLANK)  # forget the last face: the next session starts with a detection
-            with self._lock:
-                if len(self._idle) < self._max_idle:
-                    self._idle.append(graph)
-                    continue
-            graph.close()
-
-    def release(self, key: str) -> None:
-        """A session is over: its graph is reset for reuse (now, or when its last lease ends)."""
-        with self._lock:
-            graph = self._graphs.pop(key, None)
-            unused = graph is not None and not self._leases.get(id(graph))
-        if unused:
-            self._let_go([graph])
+                self._free.append(mesh)
 
     def __len__(self) -> int:
+        """Graphs built so far."""
         with self._lock:
-            return len(self._graphs)
+            return len(self._built)
 
     def close(self) -> None:
+        """Close every graph; call when no thread is inside ``lease`` any more."""
         with self._lock:
-            graphs = list(self._graphs.values()) + self._idle
-            self._graphs, self._idle = OrderedDict(), []
-        for graph in graphs:
-            graph.close()
-
-
-_BLANK = np.zeros((64, 64, 3), np.uint8)
+            graphs, self._built, self._free, self._closed = self._built, [], [], True
+        for mesh in graphs:
+            mesh.close()

@@ -22,7 +22,7 @@ from .thresholds import QualityThresholds, Thresholds
 
 
 class SessionAnalyzer:
-    """Accumulates the observations of one session (one FaceMesh graph in video mode)."""
+    """Accumulates the observations of one session; any FaceMesh graph may measure its frames."""
 
     def __init__(self, mesh: FaceMesh, thresholds: Thresholds) -> None:
         self._mesh = mesh
