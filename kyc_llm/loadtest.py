@@ -226,16 +226,27 @@ def per_frame_ms(frames: list[tuple[float, bytes, Any]]) -> float:
     return statistics.median(times)
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds used so far by these processes (Linux /proc)."""
-    total = 0
+# Where a worker's CPU goes, by thread: MediaPipe names its graph threads; the rest of a
+# worker's threads are Python's (gunicorn's request threads and the decision pool), and its
+# main thread runs gunicorn's accept loop.
+THREAD_KINDS = ("graph", "python", "main")
+
+
+def cpu_by_thread(pids: list[int]) -> dict[str, float]:
+    """User + system CPU seconds used so far by these processes' threads, by kind (Linux /proc).
+    Threads that ended are not counted, which ``--clients`` levels run on live workers avoid."""
+    ticks = dict.fromkeys(THREAD_KINDS, 0)
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").glob("[0-9]*"):
+            try:
+                name = (task / "comm").read_text().strip()
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                used = int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                continue
+            kind = "graph" if name.startswith("mediapipe") else "main" if task.name == str(pid) else "python"
+            ticks[kind] += used
+    return {k: v / os.sysconf("SC_CLK_TCK") for k, v in ticks.items()}
 
 
 def children(pid: int) -> list[int]:
@@ -364,9 +375,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'up p50':>7} {'up p95':>7} {'up p99':>7} {'dec p50':>8} {'dec p95':>8} {'dec p99':>8}  ok")
             workers = children(proc.pid)
             for n in levels:
-                cpu_before, own_before = cpu_seconds(workers), time.process_time()
+                cpu_before, own_before = cpu_by_thread(workers), time.process_time()
                 r = run_level(port, frames, args.fps, n, args.duration)
-                server_cpu, own_cpu = cpu_seconds(workers) - cpu_before, time.process_time() - own_before
+                cpu_after, own_cpu = cpu_by_thread(workers), time.process_time() - own_before
+                per_kind = {k: cpu_after[k] - cpu_before[k] for k in THREAD_KINDS}
+                server_cpu = sum(per_kind.values())
                 elapsed = args.duration
                 fps_http = r.frames / elapsed
                 ok = not r.errors and pct(r.upload_ms, 0.95) < P95_BOUND_MS
@@ -376,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
                        "decision_ms": {q: round(pct(r.decision_ms, v), 1) for q, v in (("p50", .5), ("p95", .95), ("p99", .99))},
                        "decisions": r.decisions, "within_bounds": ok, "first_errors": r.errors[:3],
                        "server_cpu_ms_per_frame": round(1000 * server_cpu / max(r.frames, 1), 2),
+                       "server_cpu_ms_per_frame_by_thread": {k: round(1000 * v / max(r.frames, 1), 2)
+                                                             for k, v in per_kind.items()},
                        "server_cpu_share": round(server_cpu / (args.duration * cores), 3),
                        "client_cpu_share": round(own_cpu / (args.duration * cores), 3)}
                 rows.append(row)
@@ -384,9 +399,12 @@ def main(argv: list[str] | None = None) -> int:
                       f"{u['p50']:>7.1f} {u['p95']:>7.1f} {u['p99']:>7.1f} {d['p50']:>8.0f} {d['p95']:>8.0f} "
                       f"{d['p99']:>8.0f}  {'yes' if ok else 'NO'}")
                 print(f"        decisions {', '.join(f'{k} {v}' for k, v in sorted(r.decisions.items())) or '-'}; "
-                      f"server CPU {row['server_cpu_ms_per_frame']} ms per frame (all requests included), "
                       f"server {row['server_cpu_share']:.0%} / load generator {row['client_cpu_share']:.0%} of "
                       f"{cores} cores, machine load average {os.getloadavg()[0]:.1f}")
+                k = row["server_cpu_ms_per_frame_by_thread"]
+                print(f"        server CPU per frame {row['server_cpu_ms_per_frame']} ms (all requests included): "
+                      f"FaceMesh graph threads {k['graph']}, Python threads (requests, decisions) {k['python']}, "
+                      f"accept loops {k['main']}")
                 for e in r.errors[:3]:
                     print(f"        error: {e[:200]}")
         finally:
