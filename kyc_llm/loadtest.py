@@ -292,9 +292,10 @@ def start_server(port: int, workdir: Path, spec: Any, delay_s: float, workers: i
         env["KYC_WORKERS"] = str(workers)
     if threads:
         env["KYC_THREADS"] = str(threads)
-    log = open(workdir / "gunicorn.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                             "kyc_llm.loadtest:load_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(workdir / "gunicorn.log", "wb") as log:  # the server keeps its own descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+                                 "kyc_llm.loadtest:load_app()"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:

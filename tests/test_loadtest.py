@@ -1,0 +1,22 @@
+"""The load command end to end, small: gunicorn as in production, one client, one session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def test_one_client_completes_a_session_against_gunicorn(shared_data: Path, tmp_path: Path) -> None:
+    from kyc_llm.loadtest import main
+
+    out = tmp_path / "load.json"
+    rc = main(["--clients", "1", "--duration", "2", "--llm-delay-ms", "50",
+               "--spec", str(shared_data / "sessions" / "live-lp_d3-turnleft-mouth.json"), "--json", str(out)])
+    figures = json.loads(out.read_text())
+    level = figures["levels"][0]
+    assert rc == 0 and level["errors"] == 0, level["first_errors"]
+    assert level["sessions"] >= 1 and level["decisions"] == {"pass": level["sessions"]}
+    assert level["frames"] >= 34 and level["upload_ms"]["p50"] > 0
+    by_thread = level["server_cpu_ms_per_frame_by_thread"]
+    assert by_thread["graph"] > 0 and by_thread["python"] > 0  # the workers' threads were read
+    assert 0 < figures["per_frame_ms"] < 1000 and figures["ceiling_fps"] > 0
