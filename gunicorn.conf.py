@@ -24,11 +24,13 @@ graceful_timeout = 30
 # CPU-bound workers must share the load. A gthread worker accepts connections while its
 # threads are busy, and a keep-alive connection stays with the worker that accepted it, so
 # long-lived browser connections pile onto one worker while the other idles (measured: 3:1
-# CPU split). Closing each connection after its response, and capping the connections a
-# worker holds at its thread count, lets the idle worker take the next request. Behind a
-# reverse proxy that keeps its own client connections this costs one local TCP handshake.
+# CPU split). Closing each connection after its response lets the idle worker take the next
+# request. Behind a reverse proxy that keeps its own client connections this costs one local
+# TCP handshake. Do not cap worker_connections (gunicorn's default is 1000): when a gthread
+# worker holds its cap of accepted connections and none has sent a request yet, its loop spins
+# at 100% CPU and never reads them; a cap at the thread count let 8 idle connections stop the
+# whole server (tests/test_gunicorn.py). Slow clients belong to a buffering reverse proxy.
 keepalive = int(os.environ.get("KYC_KEEPALIVE") or 0)
-worker_connections = int(os.environ.get("KYC_WORKER_CONNECTIONS") or 0) or threads
 backlog = 256
 preload_app = False
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
