@@ -15,21 +15,21 @@ import os
 
 bind = f"{os.environ.get('KYC_HOST', '127.0.0.1')}:{os.environ.get('KYC_PORT', '8000')}"
 workers = int(os.environ.get("KYC_WORKERS") or multiprocessing.cpu_count())
-worker_class = "gthread"
+worker_class = "kyc_llm.web.worker.BalancedThreadWorker"  # gthread, balanced: see that module
 threads = int(os.environ.get("KYC_THREADS") or 4)
 # Above the decision bound (KYC_DECISION_TIMEOUT_S, 25 s by default): a request that runs
 # longer is a stuck worker, not a slow LLM.
 timeout = 60
 graceful_timeout = 30
-# CPU-bound workers must share the load. A gthread worker accepts connections while its
-# threads are busy, and a keep-alive connection stays with the worker that accepted it, so
-# long-lived browser connections pile onto one worker while the other idles (measured: 3:1
-# CPU split). Closing each connection after its response lets the idle worker take the next
-# request. Behind a reverse proxy that keeps its own client connections this costs one local
-# TCP handshake. Do not cap worker_connections (gunicorn's default is 1000): when a gthread
-# worker holds its cap of accepted connections and none has sent a request yet, its loop spins
-# at 100% CPU and never reads them; a cap at the thread count let 8 idle connections stop the
-# whole server (tests/test_gunicorn.py). Slow clients belong to a buffering reverse proxy.
+# CPU-bound workers must share the load. The worker class (kyc_llm/web/worker.py) stops
+# accepting while all its threads are busy, so a new connection goes to a worker with a free
+# thread. A keep-alive connection would still stay with the worker that accepted it (long-lived
+# browser connections piled onto one worker: 3:1 CPU split), so each connection is closed after
+# its response; behind a reverse proxy that keeps its own client connections this costs one
+# local TCP handshake. Do not cap worker_connections (gunicorn's default is 1000): when a
+# gthread worker holds its cap of accepted connections and none has sent a request yet, its
+# loop spins at 100% CPU and never reads them; a cap at the thread count let 8 idle
+# connections stop the whole server (tests/test_gunicorn.py).
 keepalive = int(os.environ.get("KYC_KEEPALIVE") or 0)
 backlog = 256
 preload_app = False
