@@ -8,7 +8,9 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,18 +30,16 @@ def healthz(port: int, timeout: float) -> int:
         conn.close()
 
 
-def test_idle_connections_do_not_stop_the_server(tmp_path: Path) -> None:
-    """Clients that connect and send nothing (a slow phone, or on purpose) must not keep the
-    workers from serving others: with gthread's connection cap at its thread count, 8 such
-    connections spun both workers at 100% CPU and the server answered nobody."""
+@contextmanager
+def gunicorn(tmp_path: Path, workers: int, threads: int) -> Iterator[int]:
+    """gunicorn with the repo's settings on a free port; yields the port once it answers."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KYC_", "AWS_", "ANTHROPIC_"))}
-    env.update({"KYC_PORT": str(port), "KYC_WORKERS": "2", "KYC_THREADS": "4",
+    env.update({"KYC_PORT": str(port), "KYC_WORKERS": str(workers), "KYC_THREADS": str(threads),
                 "KYC_DATABASE": str(tmp_path / "kyc.sqlite3"), "KYC_FRAME_DIR": str(tmp_path / "frames")})
     with open(tmp_path / "gunicorn.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "server:app"],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    idle: list[socket.socket] = []
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -50,12 +50,41 @@ def test_idle_connections_do_not_stop_the_server(tmp_path: Path) -> None:
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
             time.sleep(0.3)
-        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]  # 2 per thread
-        time.sleep(0.5)  # both workers have accepted some of them
-        for _ in range(4):
-            assert healthz(port, 5) == 200
+        time.sleep(1.0)  # every worker up, not only the first
+        yield port
     finally:
-        for s in idle:
-            s.close()
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_idle_connections_do_not_stop_the_server(tmp_path: Path) -> None:
+    """Clients that connect and send nothing (a slow phone, or on purpose) must not keep the
+    workers from serving others: with gthread's connection cap at its thread count, 8 such
+    connections spun both workers at 100% CPU and the server answered nobody."""
+    with gunicorn(tmp_path, workers=2, threads=4) as port:
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]  # 2 per thread
+        try:
+            time.sleep(0.5)  # both workers have accepted some of them
+            for _ in range(4):
+                assert healthz(port, 5) == 200
+        finally:
+            for s in idle:
+                s.close()
+
+
+def test_a_busy_worker_leaves_new_requests_to_a_free_one(tmp_path: Path) -> None:
+    """One worker's only thread is held by an upload whose body is still arriving; every new
+    request must be served by the other worker at once, not queue behind it (plain gthread
+    accepts into the busy worker about half the time)."""
+    with gunicorn(tmp_path, workers=2, threads=1) as port:
+        slow = socket.create_connection(("127.0.0.1", port))
+        try:
+            slow.sendall(b"POST /api/v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{")  # 99 bytes still to come
+            time.sleep(0.5)  # a worker's thread now waits for the rest of the body
+            for _ in range(8):
+                started = time.monotonic()
+                assert healthz(port, 5) == 200
+                assert time.monotonic() - started < 1.0
+        finally:
+            slow.close()

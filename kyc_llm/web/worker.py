@@ -41,7 +41,8 @@ class BalancedThreadWorker(ThreadWorker):
         finally:
             with self._lock:
                 self._busy -= 1
-                if self._paused is not None and self._busy < self.cfg.threads:
+                # (Not while shutting down: the loop closes the poller without waiting for us.)
+                if self._paused is not None and self._busy < self.cfg.threads and self.alive:
                     for key in self._paused:
                         self.poller.register(key.fileobj, selectors.EVENT_READ, key.data)
                     self._paused = None
