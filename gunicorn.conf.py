@@ -7,7 +7,9 @@ the LLM client, the decision thread pool) are created lazily in each worker afte
 so ``preload_app`` stays off: MediaPipe graphs must never cross a fork.
 
 Environment: KYC_HOST / KYC_PORT (bind), KYC_WORKERS (default: CPU count), KYC_THREADS
-(default 4), KYC_ACCESS_LOG=1 to log requests to stdout (request lines carry no tokens).
+(default 4), KYC_CLIENT_TIMEOUT_S (default 10: a client that stalls longer is dropped, see
+kyc_llm/web/worker.py), KYC_ACCESS_LOG=1 to log requests to stdout (request lines carry no
+tokens).
 """
 
 import multiprocessing
@@ -29,7 +31,8 @@ graceful_timeout = 30
 # local TCP handshake. Do not cap worker_connections (gunicorn's default is 1000): when a
 # gthread worker holds its cap of accepted connections and none has sent a request yet, its
 # loop spins at 100% CPU and never reads them; a cap at the thread count let 8 idle
-# connections stop the whole server (tests/test_gunicorn.py).
+# connections stop the whole server (tests/test_gunicorn.py). The worker class also closes
+# connections that stay silent, which gthread never does.
 keepalive = int(os.environ.get("KYC_KEEPALIVE") or 0)
 backlog = 256
 preload_app = False
