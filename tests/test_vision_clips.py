@@ -168,7 +168,12 @@ def test_graph_pool_gives_concurrent_callers_their_own_graph() -> None:
     with pool.lease() as again:
         assert again in (first, second)  # reused, not rebuilt
     assert len(pool) == 2
-    pool.close()
+    blank = np.full((120, 160, 3), 90, np.uint8)
+    with pool.lease() as out:
+        pool.close()
+        assert out.process(blank) == []  # a graph in use stays open until its lease ends
+    with pytest.raises(ValueError):
+        out.process(blank)  # then it is closed
     with pytest.raises(RuntimeError):
         with pool.lease():
             pass

@@ -115,7 +115,11 @@ class GraphPool:
             yield mesh
         finally:
             with self._lock:
-                self._free.append(mesh)
+                closed = self._closed
+                if not closed:
+                    self._free.append(mesh)
+            if closed:  # the pool was closed while this graph was out: it is the last user
+                mesh.close()
 
     def __len__(self) -> int:
         """Graphs built so far."""
@@ -123,8 +127,8 @@ class GraphPool:
             return len(self._built)
 
     def close(self) -> None:
-        """Close every graph; call when no thread is inside ``lease`` any more."""
+        """Close the graphs not in use; each graph in use is closed when its lease ends."""
         with self._lock:
-            graphs, self._built, self._free, self._closed = self._built, [], [], True
+            graphs, self._built, self._free, self._closed = self._free, [], [], True
         for mesh in graphs:
             mesh.close()
