@@ -130,7 +130,7 @@ class Decider:
             outcome.evidence, outcome.judgment, _keyframes(outcome.evidence, records), now,
             (now - started) * 1000.0), outcome.evidence.get("actions", []))
         if outcome.llm_call is not None:
-            self.store.add_llm_call(outcome.llm_call.for_session(session_id))
+            self.store.add_llm_call(session_id, outcome.llm_call)
         for a in decision_alerts(session_id, session.client_key, outcome.decision, guidance,
                                  outcome.reasons, outcome.judgment, now):
             self.store.add_alert(a)

@@ -94,7 +94,7 @@ class SessionService:
                                     issued.fallback_reason)
         self.store.create_session(session, challenge, now)
         if issued.call is not None:
-            self.store.add_llm_call(issued.call.for_session(session.id))
+            self.store.add_llm_call(session.id, issued.call)
         log.info("session %s created (%d steps, wording %s)", session.id, len(issued.steps), issued.source)
         return session, challenge, token
 

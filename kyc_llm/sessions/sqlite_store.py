@@ -224,17 +224,17 @@ class SQLiteStore:
                                     (session_id,)).fetchall()
         return [json.loads(r["detail"]) for r in rows]
 
-    def add_llm_call(self, call: LlmCallRecord) -> None:
+    def add_llm_call(self, session_id: str, call: LlmCallRecord) -> None:
         self._conn().execute(
             "INSERT INTO llm_calls (session_id, kind, outcome, model, template_hashes, usage, raw_text, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (call.session_id, call.kind, call.outcome, call.model, json.dumps(call.template_hashes),
+            (session_id, call.kind, call.outcome, call.model, json.dumps(call.template_hashes),
              json.dumps(call.usage), call.raw_text, call.created_at))
 
     def llm_calls(self, session_id: str) -> list[LlmCallRecord]:
         rows = self._conn().execute("SELECT * FROM llm_calls WHERE session_id = ? ORDER BY id",
                                     (session_id,)).fetchall()
-        return [LlmCallRecord(r["session_id"], r["kind"], r["outcome"], r["model"],
+        return [LlmCallRecord(r["kind"], r["outcome"], r["model"],
                               json.loads(r["template_hashes"]), json.loads(r["usage"]), r["raw_text"],
                               r["created_at"]) for r in rows]
 

@@ -29,30 +29,13 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class CallRecord:
-    """One LLM call as the service stores it (before the session id is known)."""
-
-    kind: str
-    outcome: str
-    model: str | None
-    template_hashes: dict[str, str]
-    usage: dict[str, Any]
-    raw_text: str | None
-    created_at: float
-
-    def for_session(self, session_id: str) -> LlmCallRecord:
-        return LlmCallRecord(session_id, self.kind, self.outcome, self.model, dict(self.template_hashes),
-                             dict(self.usage), self.raw_text, self.created_at)
-
-
-@dataclass(frozen=True)
 class IssuedChallenge:
     steps: tuple[Step, ...]
     wording: list[str]
     source: str  # llm | local | fixed
     fallback_reason: str | None
     capture_s: float
-    call: CallRecord | None
+    call: LlmCallRecord | None
 
 
 @dataclass(frozen=True)
@@ -63,7 +46,7 @@ class Outcome:
     llm_used: bool
     evidence: dict[str, Any]
     judgment: dict[str, Any] | None
-    llm_call: CallRecord | None
+    llm_call: LlmCallRecord | None
 
 
 def lay_out(actions: Sequence[tuple[str, float]], lead_in_s: float) -> tuple[Step, ...]:
@@ -124,8 +107,8 @@ class Workflow:
         steps = lay_out(pairs, cfg.lead_in_s)
         wording = write_challenge(self.provider, steps, self.settings, self.templates)
         usage = wording.usage.as_dict() if wording.usage is not None else {}
-        call = CallRecord("challenge", wording.source if wording.source == "llm" else "local",
-                          self.provider.model, dict(wording.templates), usage, None, self.clock())
+        call = LlmCallRecord("challenge", wording.source if wording.source == "llm" else "local",
+                             self.provider.model, dict(wording.templates), usage, None, self.clock())
         source = "fixed" if cfg.fixed_challenge and wording.source != "llm" else wording.source
         return IssuedChallenge(steps, list(wording.texts), source, wording.fallback_reason,
                                round(steps[-1].end_s + cfg.tail_s, 3), call)
@@ -145,9 +128,9 @@ class Workflow:
         judgment = self._judge(tuple(steps), frames, evidence)
         decision = decide(evidence, self.thresholds, judgment,
                           Policy(require_llm=self.config.require_llm))
-        call = CallRecord("judgment", judgment.outcome, judgment.model, dict(judgment.templates),
-                          {"calls": [u.as_dict() for u in judgment.usage], "keyframes": judgment.keyframes},
-                          judgment.raw_text, self.clock())
+        call = LlmCallRecord("judgment", judgment.outcome, judgment.model, dict(judgment.templates),
+                             {"calls": [u.as_dict() for u in judgment.usage], "keyframes": judgment.keyframes},
+                             judgment.raw_text, self.clock())
         return Outcome(decision.decision, list(decision.reasons), decision.rationale, decision.llm_used,
                        evidence.as_dict(), judgment.as_dict(), call)
 

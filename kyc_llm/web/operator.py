@@ -64,7 +64,7 @@ def session_detail(session_id: str) -> Response:
         "challenge": challenge.as_dict() if challenge else None,
         "decision": None,
         "actions": store.action_evidence(session_id),
-        "llm_calls": [vars(c) for c in store.llm_calls(session_id)],
+        "llm_calls": [{"session_id": session_id, **vars(c)} for c in store.llm_calls(session_id)],
         "timeline": [_timeline_point(f.seq, f.summary) for f in frames],
         "alerts": [a.public() for a in store.list_alerts(session_id=session_id)],
         "audit": store.audit_log(session_id),
