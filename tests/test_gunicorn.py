@@ -14,13 +14,9 @@ from typing import Iterator
 
 import pytest
 
+from kyc_llm.loadtest import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def healthz(port: int, timeout: float) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,16 +17,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-
+from kyc_llm.loadtest import free_port
 from test_api_support import clip_frames, data_url, live_spec
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(base: str, method: str, path: str, body: dict | None = None, token: str | None = None):
