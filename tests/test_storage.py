@@ -182,15 +182,32 @@ def test_local_frame_store(tmp_path):
     fs = LocalFrameStore(tmp_path / "frames")
     key = frame_key("a" * 32, 3)
     assert key == "a" * 32 + "/000003.jpg"
-    fs.put(key, b"\xff\xd8jpeg")
-    assert fs.get(key) == b"\xff\xd8jpeg"
-    fs.put(frame_key("a" * 32, 4), b"x")
-    assert fs.delete_session("a" * 32) == 2
-    assert not (tmp_path / "frames" / ("a" * 32)).exists()
-    with pytest.raises(FrameStoreError):
-        fs.get(key)
-    with pytest.raises(FrameStoreError):
-        fs.get("../../etc/passwd")
+    first = fs.put(key, b"\xff\xd8jpeg")
+    second = fs.put(frame_key("a" * 32, 4), b"x")
+    other = fs.put(frame_key("b" * 32, 0), b"other")
+    assert (first, second) == (key + "@0+6", "a" * 32 + "/000004.jpg@6+1")
+    assert [fs.get(k) for k in (first, second, other)] == [b"\xff\xd8jpeg", b"x", b"other"]
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["a" * 32 + ".frames", "b" * 32 + ".frames"]
+    fs.delete_session("a" * 32)
+    fs.delete_session("a" * 32)  # nothing left to delete is not an error
+    assert [p.name for p in (tmp_path / "frames").iterdir()] == ["b" * 32 + ".frames"]
+    with pytest.raises(FrameStoreError, match="not in the store"):
+        fs.get(first)
+    for bad in (key, "../../etc/passwd", "b" * 32 + "/000000.jpg@0+5\n", "b" * 32 + "/000000.jpg@1+9"):
+        with pytest.raises(FrameStoreError):
+            fs.get(bad)  # no byte range, a path, a trailing newline, a range past the end
     with pytest.raises(FrameStoreError):
         frame_key("../x", 1)
-    assert fs.delete_session("..") == 0
+    with pytest.raises(FrameStoreError):
+        fs.delete_session("..")
+
+
+def test_local_frame_store_appends_from_many_threads(tmp_path):
+    """Workers appending to one session's file at once each get back their own bytes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    fs = LocalFrameStore(tmp_path)
+    frames = {seq: bytes([seq]) * (1000 + seq) for seq in range(64)}
+    with ThreadPoolExecutor(8) as pool:
+        keys = dict(zip(frames, pool.map(lambda seq: fs.put(frame_key("c" * 32, seq), frames[seq]), frames)))
+    assert {seq: fs.get(k) for seq, k in keys.items()} == frames

@@ -1,12 +1,14 @@
 """Where frame JPEGs live until the retention policy deletes them: local disk or S3.
 
-Keys are ``<session_id>/<seq>.jpg``; both stores take the same keys, so the database row
-(``frames.stored_key``) does not depend on the backend. The S3 client is created on first use,
+A frame is put under the key ``<session_id>/<seq>.jpg``; ``put`` returns the key to read it
+back with, which the database row keeps (``frames.stored_key``): the same key on S3, the key
+and a byte range on local disk. The S3 client is created on first use,
 never at import or construction (so a test can start ``moto.mock_aws`` first).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from pathlib import Path
@@ -14,7 +16,9 @@ from typing import Any, Protocol
 
 from ..errors import ConfigError, KycError
 
+_SESSION = re.compile(r"[0-9a-f]{32}")
 _KEY = re.compile(r"^[0-9a-f]{32}/\d{1,6}\.jpg$")
+_LOCAL_KEY = re.compile(r"(?P<session>[0-9a-f]{32})/\d{1,6}\.jpg@(?P<offset>\d{1,15})\+(?P<length>\d{1,9})")
 
 
 class FrameStoreError(KycError):
@@ -24,9 +28,9 @@ class FrameStoreError(KycError):
 
 
 class FrameStore(Protocol):
-    def put(self, key: str, data: bytes) -> None: ...
+    def put(self, key: str, data: bytes) -> str: ...
     def get(self, key: str) -> bytes: ...
-    def delete_session(self, session_id: str) -> int: ...
+    def delete_session(self, session_id: str) -> None: ...
 
 
 def frame_key(session_id: str, seq: int) -> str:
@@ -38,49 +42,71 @@ def frame_key(session_id: str, seq: int) -> str:
 
 
 class LocalFrameStore:
-    """Files under one folder: ``<root>/<session_id>/<seq>.jpg``."""
+    """One append-only file per session under one folder: ``<root>/<session_id>.frames``.
+
+    ``put`` appends the JPEG and returns the stored key ``<key>@<offset>+<length>``, its byte
+    range in that file; the session's frames go with one unlink. A file per frame cost more:
+    on an ext4 without a journal (this VM's disk) creating a file skips every inode deleted in
+    the last minutes, and with frames deleted after each decision that was 0.4 ms of kernel
+    time per frame under load, 5% of the server's CPU.
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    def _path(self, key: str) -> Path:
+    def _file(self, session_id: str) -> Path:
+        return self.root / f"{session_id}.frames"
+
+    def put(self, key: str, data: bytes) -> str:
+        # The database row that points at the bytes is inserted after this returns, so bytes
+        # of a frame the database then refuses are never referenced (and go with the file).
         if not _KEY.match(key):
             raise FrameStoreError(f"bad frame key {key!r}")
-        return self.root / key
-
-    def put(self, key: str, data: bytes) -> None:
-        # Written in place, without a temporary file and rename: the database row that points
-        # at the frame is inserted after this returns, so a torn write is never referenced,
-        # and the session folder is created once, on its first frame.
-        path = self._path(key)
+        path = self._file(key[:32])
         try:
             try:
-                with open(path, "wb") as f:
-                    f.write(data)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             except FileNotFoundError:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with open(path, "wb") as f:
-                    f.write(data)
+                self.root.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                # One write with O_APPEND lands whole at the end of the file, even while
+                # another worker appends to the same session; the offset is read back after it.
+                written = os.write(fd, data)
+                end = os.lseek(fd, 0, os.SEEK_CUR)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise FrameStoreError(f"cannot write frame: {exc.strerror}") from None
+        if written != len(data):
+            raise FrameStoreError("cannot write frame: the disk took only part of it")
+        return f"{key}@{end - written}+{written}"
 
     def get(self, key: str) -> bytes:
+        m = _LOCAL_KEY.fullmatch(key)
+        if not m:
+            raise FrameStoreError(f"bad frame key {key!r}")
+        offset, length = int(m["offset"]), int(m["length"])
         try:
-            return self._path(key).read_bytes()
+            fd = os.open(self._file(m["session"]), os.O_RDONLY)
+            try:
+                data = os.pread(fd, length, offset)
+            finally:
+                os.close(fd)
         except OSError:
-            raise FrameStoreError("frame is not in the store (deleted or never written)") from None
+            data = b""
+        if len(data) != length:
+            raise FrameStoreError("frame is not in the store (deleted or never written)")
+        return data
 
-    def delete_session(self, session_id: str) -> int:
-        """Delete every frame of a session. Returns how many files were removed."""
-        folder = self.root / session_id
-        if not re.fullmatch(r"[0-9a-f]{32}", session_id) or not folder.is_dir():
-            return 0
-        n = 0
-        for path in folder.iterdir():
-            path.unlink(missing_ok=True)
-            n += 1
-        folder.rmdir()
-        return n
+    def delete_session(self, session_id: str) -> None:
+        """Delete every frame of a session (nothing to do when none was kept)."""
+        if not _SESSION.fullmatch(session_id):
+            raise FrameStoreError(f"bad session id {session_id!r}")
+        try:
+            self._file(session_id).unlink(missing_ok=True)
+        except OSError as exc:
+            raise FrameStoreError(f"cannot delete frames: {exc.strerror}") from None
 
 
 class S3FrameStore:
@@ -106,7 +132,7 @@ class S3FrameStore:
                 self._client = boto3.client("s3", region_name=self._region, endpoint_url=self._endpoint_url)
             return self._client
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes) -> str:
         if not _KEY.match(key):
             raise FrameStoreError(f"bad frame key {key!r}")
         try:
@@ -114,6 +140,7 @@ class S3FrameStore:
                                    ContentType="image/jpeg", ServerSideEncryption="AES256")
         except Exception as exc:  # botocore raises many types; all mean "not stored"
             raise FrameStoreError(f"cannot write frame to S3: {type(exc).__name__}") from None
+        return key
 
     def get(self, key: str) -> bytes:
         if not _KEY.match(key):
@@ -123,11 +150,10 @@ class S3FrameStore:
         except Exception as exc:
             raise FrameStoreError(f"cannot read frame from S3: {type(exc).__name__}") from None
 
-    def delete_session(self, session_id: str) -> int:
+    def delete_session(self, session_id: str) -> None:
         """Delete every object of a session (paginated, 1000 keys per request)."""
-        if not re.fullmatch(r"[0-9a-f]{32}", session_id):
-            return 0
-        n = 0
+        if not _SESSION.fullmatch(session_id):
+            raise FrameStoreError(f"bad session id {session_id!r}")
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=f"{self.prefix}{session_id}/")
@@ -135,10 +161,8 @@ class S3FrameStore:
                 keys = [{"Key": o["Key"]} for o in page.get("Contents", ())]
                 if keys:
                     self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
-                    n += len(keys)
         except Exception as exc:
             raise FrameStoreError(f"cannot delete frames in S3: {type(exc).__name__}") from None
-        return n
 
 
 def open_frame_store(kind: str, *, frame_dir: str, bucket: str | None = None, prefix: str = "frames/",

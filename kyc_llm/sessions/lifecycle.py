@@ -151,9 +151,8 @@ class SessionService:
         for up, t, full, patch, digest in zip(uploads, times, images, patches, digests):
             obs = self.analyzers.analyze(full, t, patch)
             summary, landmarks = observation_record(obs)
-            key = frame_key(session.id, up.seq)
             try:
-                self.frames.put(key, up.data)
+                key: str | None = self.frames.put(frame_key(session.id, up.seq), up.data)
             except FrameStoreError as exc:
                 log.warning("session %s frame %d not kept: %s", session.id, up.seq, exc.message)
                 key = None
