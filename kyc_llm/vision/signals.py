@@ -147,11 +147,10 @@ def stillness(obs: Sequence[FrameObservation], th: AttackThresholds) -> Signal:
     faces = _faces(obs)
     if len(faces) < 5:
         return Signal("stillness", 0.0, {}, available=False)
-    motion = np.array([
-        float(np.median(np.linalg.norm(a.landmarks[:468, :2] - b.landmarks[:468, :2], axis=1)))
-        / max(geometry.inter_ocular(a.landmarks), 1e-6)
-        for a, b in zip(faces, faces[1:])
-    ])
+    # Median landmark displacement between consecutive frames, in inter-ocular units.
+    pts = np.stack([o.landmarks[:468, :2] for o in faces])
+    iod = np.array([max(geometry.inter_ocular(o.landmarks), 1e-6) for o in faces[:-1]])
+    motion = np.median(np.linalg.norm(np.diff(pts, axis=0), axis=2), axis=1).astype(np.float64) / iod
     frozen = float(np.mean(motion < th.still_motion))
     score = _ramp(frozen, th.still_share_live, th.still_share_attack)
     return Signal("stillness", score, {"frozen_share": round(frozen, 3),
