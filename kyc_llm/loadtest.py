@@ -103,32 +103,41 @@ class Results:
 
 
 class Client:
-    """One simulated browser: a keep-alive connection and whole sessions, one after another."""
+    """One simulated browser: whole sessions, one after another.
 
-    def __init__(self, port: int, frames: list[tuple[float, bytes, Any]], fps: float, results: Results) -> None:
+    Each request goes on a fresh connection, as the server closes every connection after its
+    response (``gunicorn.conf.py``), with a bare socket: http.client parses headers with the
+    email package, and this process shares the cores with the server it measures.
+    """
+
+    def __init__(self, port: int, frames: list[tuple[float, bytes, Any]], fps: float, results: Results,
+                 patches: dict[tuple[int, tuple[float, ...] | None], str]) -> None:
         self.port, self.fps, self.results = port, fps, results
         # The JSON batch of each frame (one data URL, as the page sends it) is serialised once,
-        # up to where a patch goes: this process shares the cores with the server it measures.
+        # up to where a patch goes.
         self.frames = [(t, json.dumps({"seq": seq, "t": round(t, 3),
                                         "image": "data:image/jpeg;base64," + base64.b64encode(j).decode("ascii")}),
                         bgr) for seq, (t, j, bgr) in enumerate(frames)]
-        self.conn: http.client.HTTPConnection | None = None
+        # Patches as JSON by (frame, nose the server gave for the frame before): the server's
+        # answers repeat from session to session (FaceMesh runs per frame), so clients share them.
+        self.patches = patches
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        for attempt in (1, 2):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-            try:
-                self.conn.request(method, path, body=body, headers=headers or {})
-                resp = self.conn.getresponse()
-                return resp.status, json.loads(resp.read() or b"null")
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self.conn.close()  # the server closed an idle keep-alive connection: reconnect once
-                self.conn = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+    def request(self, method: str, path: str, body: bytes = b"", token: str | None = None) -> tuple[int, Any]:
+        """One HTTP/1.1 request on a new connection: (status, the JSON body read)."""
+        head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", f"Content-Length: {len(body)}"]
+        if body:
+            head.append("Content-Type: application/json")
+        if token:
+            head.append(f"Authorization: Bearer {token}")
+        with socket.create_connection(("127.0.0.1", self.port), timeout=60) as sock:
+            sock.sendall("\r\n".join(head).encode() + b"\r\n\r\n" + body)
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        header, sep, payload = b"".join(chunks).partition(b"\r\n\r\n")
+        if not sep:
+            raise ConnectionError(f"{method} {path}: the connection closed before a whole response")
+        return int(header.split(b" ", 2)[1]), json.loads(payload or b"null")
 
     def run(self, stop_at: float) -> None:
         while time.monotonic() < stop_at:
@@ -136,22 +145,20 @@ class Client:
                 self.session(stop_at)
             except Exception as exc:  # counted, never fatal: the run must report it
                 self.error(f"{type(exc).__name__}: {exc}")
-        if self.conn is not None:
-            self.conn.close()
 
     def error(self, what: str) -> None:
         with self.results.lock:
             self.results.errors.append(what)
 
     def session(self, stop_at: float) -> None:
-        status, s = self.request("POST", "/api/v1/sessions", b"{}", {"Content-Type": "application/json"})
+        status, s = self.request("POST", "/api/v1/sessions", b"{}")
         if status != 201:
             self.error(f"create {status} {s}")
             time.sleep(1)
             return
-        auth = {"Authorization": f"Bearer {s['token']}"}
+        token = s["token"]
         start = time.monotonic()
-        nose = None
+        nose: tuple[float, ...] | None = None
         for seq, (t, item, bgr) in enumerate(self.frames):
             time.sleep(max(0.0, start + seq / self.fps - time.monotonic()))
             if time.monotonic() > stop_at + 30:
@@ -159,24 +166,28 @@ class Client:
             # t is the capture time of the frame (as a camera stamps it), even when this client
             # thread runs late on a loaded machine: the upload then lags, the content does not.
             if seq % PATCH_EVERY == 0:  # the page's lossless patch, centred on the last nose
-                item = item[:-1] + ', "patch": ' + json.dumps(patch_json(bgr, nose)) + "}"
+                patch = self.patches.get((seq, nose))
+                if patch is None:
+                    patch = json.dumps(patch_json(bgr, nose))
+                    if len(self.patches) < 1000:
+                        self.patches[(seq, nose)] = patch
+                item = item[:-1] + ', "patch": ' + patch + "}"
             body = ('{"frames": [' + item + "]}").encode()
             sent = time.perf_counter()
-            status, reply = self.request("POST", f"/api/v1/sessions/{s['id']}/frames", body,
-                                         {**auth, "Content-Type": "application/json"})
+            status, reply = self.request("POST", f"/api/v1/sessions/{s['id']}/frames", body, token)
             ms = (time.perf_counter() - sent) * 1000
             if status != 200:
                 self.error(f"frame {status} {reply}")
                 return
-            nose = reply["feedback"]["nose"] or nose
+            nose = tuple(reply["feedback"]["nose"] or ()) or nose
             with self.results.lock:
                 self.results.upload_ms.append(ms)
                 self.results.frames += 1
         sent = time.perf_counter()
-        status, reply = self.request("POST", f"/api/v1/sessions/{s['id']}/complete", None, auth)
+        status, reply = self.request("POST", f"/api/v1/sessions/{s['id']}/complete", token=token)
         while status == 202:
             time.sleep(0.2)
-            status, reply = self.request("GET", f"/api/v1/sessions/{s['id']}", None, auth)
+            status, reply = self.request("GET", f"/api/v1/sessions/{s['id']}", token=token)
             if status == 200 and reply["status"] != "decided":
                 status = 202
         if status != 200 or not reply.get("result"):
@@ -316,7 +327,7 @@ def start_server(port: int, workdir: Path, spec: Any, delay_s: float, workers: i
 def warm_up(port: int, frames: list[tuple[float, bytes, Any]], fps: float, workers: int) -> None:
     """One session per worker first: each worker builds its FaceMesh graphs and connections."""
     results = Results()
-    threads = [threading.Thread(target=Client(port, frames[:8], fps, results).run,
+    threads = [threading.Thread(target=Client(port, frames[:8], fps, results, {}).run,
                                 args=(time.monotonic() + 0.5,)) for _ in range(2 * workers)]
     for th in threads:
         th.start()
@@ -329,8 +340,9 @@ def run_level(port: int, frames: list[tuple[float, bytes, Any]], fps: float, cli
     session_s = len(frames) / fps
     stop_at = time.monotonic() + duration
     threads = []
+    patches: dict[tuple[int, tuple[float, ...] | None], str] = {}
     for k in range(clients):
-        client = Client(port, frames, fps, results)
+        client = Client(port, frames, fps, results, patches)
         th = threading.Thread(target=client.run, args=(stop_at,), daemon=True)
         th.start()
         threads.append(th)
