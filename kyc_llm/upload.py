@@ -68,7 +68,14 @@ class PageEmulator:
 
     def encode(self, bgr: np.ndarray, index: int, nose: Sequence[float] | None) -> tuple[bytes, Patch | None]:
         """The JPEG bytes of frame ``index`` and, on every ``patch_every``-th frame, its patch."""
+        jpeg, png = self.wire(bgr, index, nose)
+        return jpeg, None if png is None else load_patch(*png)
+
+    def wire(self, bgr: np.ndarray, index: int,
+             nose: Sequence[float] | None) -> tuple[bytes, tuple[bytes, int, int] | None]:
+        """What the page sends for frame ``index``: the JPEG bytes and, on every
+        ``patch_every``-th frame, the patch's PNG bytes and top-left corner (x, y)."""
         jpeg = encode_jpeg(bgr, quality=self.jpeg_quality)
         if not self.patch_every or index % self.patch_every:
             return jpeg, None
-        return jpeg, load_patch(*patch_png(bgr, nose, self.patch_size))
+        return jpeg, patch_png(bgr, nose, self.patch_size)

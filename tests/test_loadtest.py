@@ -20,3 +20,5 @@ def test_one_client_completes_a_session_against_gunicorn(shared_data: Path, tmp_
     by_thread = level["server_cpu_ms_per_frame_by_thread"]
     assert by_thread["graph"] > 0 and by_thread["python"] > 0  # the workers' threads were read
     assert 0 < figures["per_frame_ms"] < 1000 and figures["ceiling_fps"] > 0
+    before, after = level["per_frame_ms_before_after"]  # the level's ceiling: their mean
+    assert before > 0 and after > 0 and abs(level["per_frame_ms"] - (before + after) / 2) <= 0.01
