@@ -2,8 +2,8 @@
 
 A frame is put under the key ``<session_id>/<seq>.jpg``; ``put`` returns the key to read it
 back with, which the database row keeps (``frames.stored_key``): the same key on S3, the key
-and a byte range on local disk. The S3 client is created on first use,
-never at import or construction (so a test can start ``moto.mock_aws`` first).
+and a byte range on local disk. The S3 client is created on first use, never at import or
+construction (so a test can start ``moto.mock_aws`` first).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from ..errors import ConfigError, KycError
 
 _SESSION = re.compile(r"[0-9a-f]{32}")
-_KEY = re.compile(r"^[0-9a-f]{32}/\d{1,6}\.jpg$")
+_KEY = re.compile(r"[0-9a-f]{32}/\d{1,6}\.jpg")
 _LOCAL_KEY = re.compile(r"(?P<session>[0-9a-f]{32})/\d{1,6}\.jpg@(?P<offset>\d{1,15})\+(?P<length>\d{1,9})")
 
 
@@ -36,7 +36,7 @@ class FrameStore(Protocol):
 def frame_key(session_id: str, seq: int) -> str:
     """The store key of one frame. Raises ``FrameStoreError`` for an id that is not ours."""
     key = f"{session_id}/{seq:06d}.jpg"
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise FrameStoreError(f"bad frame key {key!r}")
     return key
 
@@ -60,7 +60,7 @@ class LocalFrameStore:
     def put(self, key: str, data: bytes) -> str:
         # The database row that points at the bytes is inserted after this returns, so bytes
         # of a frame the database then refuses are never referenced (and go with the file).
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise FrameStoreError(f"bad frame key {key!r}")
         path = self._file(key[:32])
         try:
@@ -133,7 +133,7 @@ class S3FrameStore:
             return self._client
 
     def put(self, key: str, data: bytes) -> str:
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise FrameStoreError(f"bad frame key {key!r}")
         try:
             self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data,
@@ -143,7 +143,7 @@ class S3FrameStore:
         return key
 
     def get(self, key: str) -> bytes:
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise FrameStoreError(f"bad frame key {key!r}")
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
