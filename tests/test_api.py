@@ -315,6 +315,23 @@ def test_no_face_session_fails_and_is_closed_afterwards(app, client, clock):
     assert api.complete().get_json()["result"] == result  # completing again returns the stored result
 
 
+def test_a_frame_stored_while_its_session_was_decided_goes_with_the_others(app, client, clock):
+    """An upload that passed the open-session check as the decision purged the session's
+    frames is refused, and its bytes do not outlive the purge."""
+    from kyc_llm.sessions.errors import SessionClosed
+    from kyc_llm.sessions.lifecycle import Upload
+
+    api = Api(client, clock)
+    api.post_frames([(i, i / 8, noise_jpeg(i)) for i in range(6)])
+    with app.app_context():
+        svc = services().sessions
+        before_decision = svc.store.get_session(api.id)
+        assert api.complete().get_json()["result"]["decision"] == "fail"  # frames deleted
+        with pytest.raises(SessionClosed):
+            svc.add_frames(before_decision, [Upload(6, 0.75, noise_jpeg(60))])
+    assert not any(Path(app.config["KYC"].frame_dir).glob(f"{api.id}*"))
+
+
 # -- the real thing --------------------------------------------------------------------------
 
 def test_live_clip_passes_and_frames_are_deleted_after_the_decision(app, client, clock, shared_data):

@@ -203,15 +203,42 @@ def test_local_frame_store(tmp_path):
         fs.delete_session("..")
 
 
-def test_local_frame_store_appends_from_many_threads(tmp_path):
-    """Workers appending to one session's file at once each get back their own bytes."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def test_local_frame_store_reads_and_deletes_frames_stored_one_file_each(tmp_path):
+    """Rows written before session files keep plain keys: their frames are still served and
+    the retention policy still deletes them."""
     fs = LocalFrameStore(tmp_path)
-    frames = {seq: bytes([seq]) * (1000 + seq) for seq in range(64)}
-    with ThreadPoolExecutor(8) as pool:
-        keys = dict(zip(frames, pool.map(lambda seq: fs.put(frame_key("c" * 32, seq), frames[seq]), frames)))
-    assert {seq: fs.get(k) for seq, k in keys.items()} == frames
+    old = frame_key("d" * 32, 1)
+    (tmp_path / ("d" * 32)).mkdir()
+    (tmp_path / old).write_bytes(b"old frame")
+    new = fs.put(frame_key("d" * 32, 2), b"new frame")
+    assert (fs.get(old), fs.get(new)) == (b"old frame", b"new frame")
+    fs.delete_session("d" * 32)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(FrameStoreError, match="not in the store"):
+        fs.get(old)
+
+
+def _put_frames(root: str, seqs: list[int]) -> dict[int, str]:
+    fs = LocalFrameStore(root)
+    return {seq: fs.put(frame_key("c" * 32, seq), bytes([seq % 256]) * (1000 + seq)) for seq in seqs}
+
+
+def test_local_frame_store_appends_from_many_processes_and_threads(tmp_path):
+    """gunicorn workers (processes) and their threads appending to one session's file at once
+    each get back a key to their own bytes."""
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    batches = [list(range(k, 400, 8)) for k in range(8)]
+    keys: dict[int, str] = {}
+    with ProcessPoolExecutor(4) as procs, ThreadPoolExecutor(4) as threads:
+        jobs = [procs.submit(_put_frames, str(tmp_path), b) for b in batches[:4]]
+        jobs += [threads.submit(_put_frames, str(tmp_path), b) for b in batches[4:]]
+        for job in jobs:
+            keys.update(job.result())
+    fs = LocalFrameStore(tmp_path)
+    assert len(keys) == 400
+    assert all(fs.get(k) == bytes([seq % 256]) * (1000 + seq) for seq, k in keys.items())
+    assert (tmp_path / ("c" * 32 + ".frames")).stat().st_size == sum(1000 + seq for seq in keys)
 
 
 def test_observation_record_round_trip():
@@ -245,3 +272,11 @@ def test_observation_record_round_trip():
         assert {f.name: getattr(back, f.name) for f in fields(back) if f.name != "landmarks"} == \
             {f.name: getattr(obs, f.name) for f in fields(obs) if f.name != "landmarks"}
     assert observation_from_record(summary, None).landmarks is None
+
+
+def test_an_sqlite_without_returning_is_refused(tmp_path, monkeypatch):
+    from kyc_llm.errors import ConfigError
+
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    with pytest.raises(ConfigError, match="SQLite 3.35.0 or later"):
+        open_store(tmp_path / "db.sqlite3")

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 from ..errors import ConfigError, KycError
 
 _SESSION = re.compile(r"[0-9a-f]{32}")
-_KEY = re.compile(r"[0-9a-f]{32}/\d{1,6}\.jpg")
-_LOCAL_KEY = re.compile(r"(?P<session>[0-9a-f]{32})/\d{1,6}\.jpg@(?P<offset>\d{1,15})\+(?P<length>\d{1,9})")
+_KEY = re.compile(r"[0-9a-f]{32}/[0-9]{1,6}\.jpg")
+_LOCAL_KEY = re.compile(r"(?P<session>[0-9a-f]{32})/[0-9]{1,6}\.jpg@(?P<offset>[0-9]{1,15})\+(?P<length>[0-9]{1,9})")
 
 
 class FrameStoreError(KycError):
@@ -48,7 +48,12 @@ class LocalFrameStore:
     range in that file; the session's frames go with one unlink. A file per frame cost more:
     on an ext4 without a journal (this VM's disk) creating a file skips every inode deleted in
     the last minutes, and with frames deleted after each decision that was 0.4 ms of kernel
-    time per frame under load, 5% of the server's CPU.
+    time per frame under load, 5% of the server's CPU. Frames stored the earlier way, one file
+    per frame (``<root>/<key>``, the key without a range), are still read and deleted.
+
+    The folder must be on a local filesystem: appends from several processes land whole only
+    there (not on NFS); servers on several hosts share frames through S3. Files are created
+    readable by the service's user only.
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -83,6 +88,12 @@ class LocalFrameStore:
         return f"{key}@{end - written}+{written}"
 
     def get(self, key: str) -> bytes:
+        missing = FrameStoreError("frame is not in the store (deleted or never written)")
+        if _KEY.fullmatch(key):  # stored as a file of its own, before session files
+            try:
+                return (self.root / key).read_bytes()
+            except OSError:
+                raise missing from None
         m = _LOCAL_KEY.fullmatch(key)
         if not m:
             raise FrameStoreError(f"bad frame key {key!r}")
@@ -94,17 +105,22 @@ class LocalFrameStore:
             finally:
                 os.close(fd)
         except OSError:
-            data = b""
+            raise missing from None
         if len(data) != length:
-            raise FrameStoreError("frame is not in the store (deleted or never written)")
+            raise missing
         return data
 
     def delete_session(self, session_id: str) -> None:
         """Delete every frame of a session (nothing to do when none was kept)."""
         if not _SESSION.fullmatch(session_id):
             raise FrameStoreError(f"bad session id {session_id!r}")
+        folder = self.root / session_id  # frames stored one file each, before session files
         try:
             self._file(session_id).unlink(missing_ok=True)
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    path.unlink(missing_ok=True)
+                folder.rmdir()
         except OSError as exc:
             raise FrameStoreError(f"cannot delete frames: {exc.strerror}") from None
 

@@ -158,7 +158,11 @@ class SessionService:
                 key = None
             record = FrameRecord(session.id, up.seq, t, up.t, now, digest, len(up.data), obs.width,
                                  obs.height, obs.n_faces, summary, landmarks, key)
-            session = self.store.add_frame(record, cfg.max_frames)
+            try:
+                session = self.store.add_frame(record, cfg.max_frames)
+            except SessionClosed:
+                self._forget_after_purge(session.id)
+                raise
             feedback = frame_feedback(obs, self.thresholds.quality)
             results.append({"seq": up.seq, "t": round(t, 3), "feedback": feedback})
         last_t = times[-1]
@@ -169,6 +173,17 @@ class SessionService:
             "capture_complete": last_t >= session.capture_s,
             "expires_in_s": round(max(0.0, session.expires_at - now), 1),
         }
+
+    def _forget_after_purge(self, session_id: str) -> None:
+        """Delete a closed session's frames again if the retention policy already did: a frame
+        stored while its session was being decided would otherwise outlive the rest."""
+        current = self.store.get_session(session_id)
+        if current is None or current.frames_purged_at is None:
+            return
+        try:
+            self.frames.delete_session(session_id)
+        except FrameStoreError as exc:
+            log.warning("session %s: late frame not deleted: %s", session_id, exc.message)
 
     def _require_open(self, session: SessionRecord) -> None:
         if session.status == "expired":

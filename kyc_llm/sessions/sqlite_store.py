@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any, Iterator, NoReturn
 
 from ..challenge import Step
+from ..errors import ConfigError
 from .errors import FrameRejected, SessionClosed, SessionNotFound
 from .store import (AlertRecord, ChallengeRecord, DecisionRecord, FrameRecord, LlmCallRecord,
                     OPEN_STATUSES, SessionRecord)
 
 SCHEMA_VERSION = 1
+MIN_SQLITE = (3, 35, 0)
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
 
 _SESSION_COLS = ("id", "token_hash", "client_key", "status", "created_at", "expires_at", "capture_s",
@@ -33,6 +35,9 @@ class SQLiteStore:
     """The SQLite implementation of ``Store``. Safe to share between threads of one process."""
 
     def __init__(self, path: Path) -> None:
+        if sqlite3.sqlite_version_info < MIN_SQLITE:  # UPDATE ... RETURNING
+            raise ConfigError(f"SQLite {'.'.join(map(str, MIN_SQLITE))} or later is needed; this Python "
+                              f"has {sqlite3.sqlite_version}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
