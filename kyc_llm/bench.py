@@ -6,9 +6,9 @@
 In one process: (a) the bare MediaPipe FaceMesh graph call on decoded RGB frames, and (b)
 the whole per-frame analysis the server runs for an upload as the page sends it (JPEG decode
 and validation, colour conversion, landmarks as an array, pose, ratios, quality, texture, and
-on every fourth frame the lossless PNG patch decoded and measured). Prints median and p95
-milliseconds per frame for each, the ratio b/a, and the frames per second one core sustains
-for (b).
+on every fourth frame the lossless PNG patch decoded and measured). Prints median, mean and
+p95 milliseconds per frame for each, the ratio b/a of the medians, and the frames per second
+one core sustains for (b): 1000 / its mean, as a patch makes every fourth frame dearer.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def read_clip(path: Path, limit: int) -> list[np.ndarray]:
 
 
 def _stats(ms: list[float]) -> dict[str, float]:
-    return {"median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
+    return {"median_ms": float(np.median(ms)), "mean_ms": float(np.mean(ms)), "p95_ms": float(np.percentile(ms, 95))}
 
 
 def run(clip: Path, limit: int) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def run(clip: Path, limit: int) -> dict[str, Any]:
         "clip": str(clip), "frames": len(whole), "size": f"{w}x{h}",
         "facemesh": a, "whole_frame": b,
         "ratio": b["median_ms"] / a["median_ms"],
-        "fps_per_core": 1000.0 / b["median_ms"],
+        "fps_per_core": 1000.0 / b["mean_ms"],
     }
 
 
@@ -101,10 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     r = run(args.clip, args.frames)
     print(f"clip: {r['clip']} ({r['size']}, {r['frames']} frames timed)")
-    print(f"(a) FaceMesh graph alone:  median {r['facemesh']['median_ms']:.2f} ms, p95 {r['facemesh']['p95_ms']:.2f} ms")
-    print(f"(b) whole frame analysis:  median {r['whole_frame']['median_ms']:.2f} ms, p95 {r['whole_frame']['p95_ms']:.2f} ms")
-    print(f"ratio b/a: {r['ratio']:.2f}")
-    print(f"frames per second per core (b): {r['fps_per_core']:.0f}")
+    for label, key in (("(a) FaceMesh graph alone: ", "facemesh"), ("(b) whole frame analysis: ", "whole_frame")):
+        f = r[key]
+        print(f"{label} median {f['median_ms']:.2f} ms, mean {f['mean_ms']:.2f} ms, p95 {f['p95_ms']:.2f} ms")
+    print(f"ratio b/a (medians): {r['ratio']:.2f}")
+    print(f"frames per second per core (b, 1000 / mean): {r['fps_per_core']:.0f}")
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=2), encoding="utf-8")
     return 0
