@@ -410,9 +410,9 @@ def main(argv: list[str] | None = None) -> int:
                 cpu_before, own_before = cpu_by_thread(workers), time.process_time()
                 r = run_level(port, frames, args.fps, n, args.duration)
                 cpu_after, own_cpu = cpu_by_thread(workers), time.process_time() - own_before
-                # This shared VM's speed drifts by 20-30% over minutes, for the server as for
-                # this measurement: the ceiling of a level is measured, the server idle, just
-                # before and just after it, and the mean of the two taken.
+                # This shared VM's speed drifts by 10-30% within seconds to minutes, for the
+                # server as for this measurement: the ceiling of a level is measured, the
+                # server idle, just before and just after it, and the mean of the two taken.
                 after = per_frame_ms(frames)
                 level_ms = (before.mean_ms + after.mean_ms) / 2
                 ceiling = cores * 1000.0 / level_ms
