@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from . import geometry, quality, texture
-from .facemesh import FaceMesh
 from .intake import Patch
 
 
