@@ -58,19 +58,18 @@ def run(clip: Path, limit: int) -> dict[str, Any]:
     page = PageEmulator()
     bare: list[float] = []
     whole: list[float] = []
-    nose = None
     # (a) and (b) alternate frame by frame, each on its own graph, so both see the same
     # machine: timed in two separate phases, a shared VM's drift moved the ratio by 0.2.
     with FaceMesh() as mesh_a, FaceMesh() as mesh_b:
         analyzer = SessionAnalyzer(mesh_b, load_thresholds())
         for i, (rgb, bgr) in enumerate(zip(rgbs, frames)):
-            jpeg, png = page.wire(bgr, i, nose)  # the page's work: not timed
+            jpeg, png = page.next_upload(bgr)  # the page's work: not timed
             t0 = time.perf_counter()
             mesh_a.detect(rgb)
             t1 = time.perf_counter()
             obs = analyzer.add(jpeg, i / 25.0, None if png is None else load_patch(*png))
             t2 = time.perf_counter()
-            nose = obs.nose or nose
+            page.answered(obs)
             if i >= WARMUP:
                 bare.append((t1 - t0) * 1000)
                 whole.append((t2 - t1) * 1000)

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ROOT
-from .upload import JPEG_QUALITY, PATCH_EVERY, PATCH_SIZE, patch_json, patch_png
+from .upload import JPEG_QUALITY, PATCH_EVERY, PATCH_SIZE, PageEmulator, patch_json
 
 # The longest live session whose challenge windows follow each other (the fixed demo challenge
 # has no gaps): 7.2 s, close to the 9 s of a production session, so that the per-session work
@@ -210,6 +210,7 @@ def clip_frames(spec_path: Path, fps: float) -> tuple[list[tuple[float, bytes, A
     import cv2
 
     from .sessionspec import load_spec, sample_frames
+    from .vision.intake import encode_jpeg
 
     spec = load_spec(spec_path)
     out = []
@@ -218,7 +219,7 @@ def clip_frames(spec_path: Path, fps: float) -> tuple[list[tuple[float, bytes, A
         if max(h, w) > 640:
             s = 640 / max(h, w)
             bgr = cv2.resize(bgr, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-        out.append((t, cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes(), bgr))
+        out.append((t, encode_jpeg(bgr, quality=JPEG_QUALITY), bgr))
     return out, spec
 
 
@@ -245,13 +246,13 @@ def per_frame_ms(frames: list[tuple[float, bytes, Any]], reps: int = 5) -> Frame
         analyzer.add(frames[0][1], 0.0)  # the first frame builds the graph
         times = []
         for rep in range(reps):
-            nose = None
-            for i, (t, jpeg, bgr) in enumerate(frames):
-                png = patch_png(bgr, nose) if i % PATCH_EVERY == 0 else None  # the client's work
+            page = PageEmulator()  # the clients' upload format, JPEG bytes as in clip_frames
+            for t, _, bgr in frames:
+                jpeg, png = page.next_upload(bgr)  # the client's work: not timed
                 started = time.perf_counter()
                 obs = analyzer.add(jpeg, rep * 100 + t, None if png is None else load_patch(*png))
                 times.append((time.perf_counter() - started) * 1000)
-                nose = obs.nose or nose
+                page.answered(obs)
     return FrameCost(statistics.mean(times), statistics.median(times))
 
 

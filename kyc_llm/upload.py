@@ -60,11 +60,21 @@ class PageEmulator:
     def upload(self, analyzer: SessionAnalyzer, bgr: np.ndarray, t: float) -> FrameObservation:
         """Send the session's next frame to ``analyzer`` as the page would; the server's
         answer (the nose position) places the next patch."""
-        jpeg, patch = self.encode(bgr, self._index, self._nose)
-        obs = analyzer.add(jpeg, t, patch)
-        self._index += 1
-        self._nose = obs.nose or self._nose
+        jpeg, png = self.next_upload(bgr)
+        obs = analyzer.add(jpeg, t, None if png is None else load_patch(*png))
+        self.answered(obs)
         return obs
+
+    def next_upload(self, bgr: np.ndarray) -> tuple[bytes, tuple[bytes, int, int] | None]:
+        """What the page sends for the session's next frame (see ``wire``). Benchmarks call
+        this, time what the server does with it, then pass its answer to ``answered``."""
+        upload = self.wire(bgr, self._index, self._nose)
+        self._index += 1
+        return upload
+
+    def answered(self, obs: FrameObservation) -> None:
+        """The server's answer for the last upload: its nose places the next patch."""
+        self._nose = obs.nose or self._nose
 
     def encode(self, bgr: np.ndarray, index: int, nose: Sequence[float] | None) -> tuple[bytes, Patch | None]:
         """The JPEG bytes of frame ``index`` and, on every ``patch_every``-th frame, its patch."""
