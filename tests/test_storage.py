@@ -72,6 +72,8 @@ def test_add_frame_enforces_sequence_replay_count_and_state(store):
         store.add_frame(frame(sid, 6), max_frames=3)
     assert e.value.code == "too_many_frames"
     assert [f.seq for f in store.frames(sid)] == [0, 1, 5]
+    assert store.frame(sid, 5) == store.frames(sid)[2] and store.frame(sid, 5).t == 0.2
+    assert store.frame(sid, 2) is None and store.frame("b" * 32, 0) is None
     with pytest.raises(SessionNotFound):
         store.add_frame(frame("b" * 32, 0), max_frames=3)
     assert store.claim_decision(sid, T0 + 1, stale_before=T0)

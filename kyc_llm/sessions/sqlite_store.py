@@ -162,6 +162,13 @@ class SQLiteStore:
                                     (session_id,)).fetchall()
         return [_frame(r) for r in rows]
 
+    def frame(self, session_id: str, seq: int) -> FrameRecord | None:
+        """One frame's record without its landmarks, or None."""
+        cols = ",".join(c for c in _FRAME_COLS if c != "landmarks")
+        row = self._conn().execute(f"SELECT {cols} FROM frames WHERE session_id = ? AND seq = ?",
+                                   (session_id, seq)).fetchone()
+        return _frame(row) if row else None
+
     def mark_frames_purged(self, session_id: str, at: float) -> None:
         with self._tx() as c:
             c.execute("UPDATE frames SET landmarks = NULL, stored_key = NULL WHERE session_id = ?", (session_id,))

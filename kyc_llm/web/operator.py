@@ -85,7 +85,7 @@ def session_detail(session_id: str) -> Response:
 def frame_image(session_id: str, seq: int) -> Response:
     """One kept frame as JPEG (404 once the retention policy deleted it)."""
     svc = services().sessions
-    record = next((f for f in svc.store.frames(session_id) if f.seq == seq), None)
+    record = svc.store.frame(session_id, seq)
     if record is None or record.stored_key is None:
         raise SessionNotFound("frame not found or no longer kept")
     try:
