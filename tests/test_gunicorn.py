@@ -86,9 +86,16 @@ def test_clients_that_stall_mid_request_are_dropped(tmp_path: Path) -> None:
             started = time.monotonic()
             assert healthz(port, 10) == 200
             assert time.monotonic() - started < 5
+            for s in stalled:
+                s.settimeout(5)
+                assert s.recv(1) == b""  # closed by the server
         finally:
             for s in stalled:
                 s.close()
+    # Each drop is one warning line, not an error with a traceback.
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert log.count("[WARNING] client stalled for more than 1 s: connection closed") == 16
+    assert "Traceback" not in log and "[ERROR]" not in log
 
 
 def test_a_busy_worker_leaves_new_requests_to_a_free_one(tmp_path: Path) -> None:

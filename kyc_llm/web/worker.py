@@ -14,7 +14,7 @@ gthread also waits without limit for a client: a connection that never sends a b
 open for good, and one that sends a byte and stops holds a request thread for good (a few of
 those stop a server). Here a connection must start its request within ``KYC_CLIENT_TIMEOUT_S``
 (default 10 s) of being accepted, and every read or write of a request may stall that long at
-most. Slow clients still belong to a buffering reverse proxy in production; this bounds what
+most; each drop is one warning line in the log. Slow clients still belong to a buffering reverse proxy in production; this bounds what
 reaches gunicorn directly. tests/test_gunicorn.py covers each case.
 
 Used by ``gunicorn.conf.py`` (``worker_class``); the gthread worker is otherwise unchanged.
@@ -22,6 +22,7 @@ Used by ``gunicorn.conf.py`` (``worker_class``); the gthread worker is otherwise
 
 from __future__ import annotations
 
+import logging
 import os
 import selectors
 import time
@@ -45,10 +46,24 @@ def _client_timeout() -> float:
 CLIENT_TIMEOUT_S = _client_timeout()
 
 
+class StalledClientLog(logging.Filter):
+    """gthread logs a client dropped for stalling as an ERROR with a 20-line traceback; a few
+    slow phones, or a slow-client attack, would bury real errors. One warning line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, TimeoutError) and record.msg == "Socket error processing request.":
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = f"client stalled for more than {CLIENT_TIMEOUT_S:g} s: connection closed"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
 class BalancedThreadWorker(ThreadWorker):
     def init_process(self) -> None:
         self._busy = 0  # requests submitted to the thread pool and not finished
         self._paused: list[selectors.SelectorKey] | None = None  # listeners taken off the poller
+        self.log.error_log.addFilter(StalledClientLog())
         super().init_process()
 
     def accept(self, server: Any, listener: Any) -> None:
