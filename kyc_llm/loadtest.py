@@ -471,8 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     best = max(good, key=lambda r: r["clients"]) if good else None
     print(f"decision latency includes the LLM stand-in's {args.llm_delay_ms:g} ms delay")
     if best:
-        print(f"largest load within bounds (no errors, no worker replaced, p95 upload < {P95_BOUND_MS:g} ms): {best['clients']} "
-              f"concurrent {args.fps:g}-fps sessions, {best['frames_per_s']} frames/s = "
+        print(f"largest load within bounds (no errors, no worker replaced, p95 upload < {P95_BOUND_MS:g} ms): "
+              f"{best['clients']} concurrent {args.fps:g}-fps sessions, {best['frames_per_s']} frames/s = "
               f"{best['ceiling_share']:.0%} of the ceiling (target {CEILING_SHARE:.0%})")
     else:
         print("no client count stayed within bounds")

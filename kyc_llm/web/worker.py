@@ -14,8 +14,9 @@ gthread also waits without limit for a client: a connection that never sends a b
 open for good, and one that sends a byte and stops holds a request thread for good (a few of
 those stop a server). Here a connection must start its request within ``KYC_CLIENT_TIMEOUT_S``
 (default 10 s) of being accepted, and every read or write of a request may stall that long at
-most; each drop is one warning line in the log. Slow clients still belong to a buffering reverse proxy in production; this bounds what
-reaches gunicorn directly. tests/test_gunicorn.py covers each case.
+most; each drop is one warning line in the log. Slow clients still belong to a buffering
+reverse proxy in production; this bounds what reaches gunicorn directly. tests/test_gunicorn.py
+covers each case.
 
 Used by ``gunicorn.conf.py`` (``worker_class``); the gthread worker is otherwise unchanged.
 """
