@@ -141,6 +141,8 @@ BAD_UPLOADS = [
     ("undecodable image", dict(json={"frames": [{"seq": 0, "image": data_url(b"\xff\xd8not a jpeg")}]}),
      400, "bad_frame"),
     ("image is a number", dict(json={"frames": [{"seq": 0, "image": 7}]}), 400, "bad_frame"),
+    ("body shorter than its length", dict(data=b'{"frames": [', content_type="application/json",
+                                          environ_overrides={"CONTENT_LENGTH": "1000"}), 400, "incomplete_body"),
 ]
 
 

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template_string, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from ..errors import ChallengeError, ConfigError, FrameError, KycError
 from ..sessions.errors import RateLimited, SessionError, TokenMissing, OperatorUnauthorized
@@ -92,6 +92,8 @@ def register_error_handlers(app: Flask) -> None:
         message = exc.description or exc.name or "error"
         if status == 413:
             message = "the request body is too large"
+        if isinstance(exc, ClientDisconnected):  # werkzeug's text would blame "the browser (or proxy)"
+            code, message = "incomplete_body", "the request body stopped short of its Content-Length; send it again"
         headers = {}
         if status == 405 and exc.get_response().headers.get("Allow"):
             headers["Allow"] = exc.get_response().headers["Allow"]
