@@ -29,6 +29,7 @@ _SESSION_COLS = ("id", "token_hash", "client_key", "status", "created_at", "expi
                  "deciding_since", "decided_at", "decision", "guidance", "reasons", "frames_purged_at")
 _FRAME_COLS = ("session_id", "seq", "t", "client_t", "received_at", "sha256", "size", "width", "height",
                "n_faces", "summary", "landmarks", "stored_key")
+_FRAME_COLS_NO_LANDMARKS = tuple(c for c in _FRAME_COLS if c != "landmarks")  # the 5.7 KB blob
 
 
 class SQLiteStore:
@@ -157,15 +158,15 @@ class SQLiteStore:
             return session
 
     def frames(self, session_id: str, with_landmarks: bool = False) -> list[FrameRecord]:
-        cols = _FRAME_COLS if with_landmarks else tuple(c for c in _FRAME_COLS if c != "landmarks")
+        cols = _FRAME_COLS if with_landmarks else _FRAME_COLS_NO_LANDMARKS
         rows = self._conn().execute(f"SELECT {','.join(cols)} FROM frames WHERE session_id = ? ORDER BY seq",
                                     (session_id,)).fetchall()
         return [_frame(r) for r in rows]
 
     def frame(self, session_id: str, seq: int) -> FrameRecord | None:
         """One frame's record without its landmarks, or None."""
-        cols = ",".join(c for c in _FRAME_COLS if c != "landmarks")
-        row = self._conn().execute(f"SELECT {cols} FROM frames WHERE session_id = ? AND seq = ?",
+        row = self._conn().execute(f"SELECT {','.join(_FRAME_COLS_NO_LANDMARKS)} FROM frames "
+                                   "WHERE session_id = ? AND seq = ?",
                                    (session_id, seq)).fetchone()
         return _frame(row) if row else None
 
