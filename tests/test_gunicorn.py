@@ -28,6 +28,13 @@ def healthz(port: int, timeout: float) -> int:
         conn.close()
 
 
+def assert_closed_by_server(socks: list[socket.socket]) -> None:
+    """Each connection gets end-of-file within 5 s: the server closed it."""
+    for s in socks:
+        s.settimeout(5)
+        assert s.recv(1) == b""
+
+
 @contextmanager
 def gunicorn(tmp_path: Path, workers: int, threads: int, client_timeout_s: float) -> Iterator[int]:
     """gunicorn with the repo's settings on a free port; yields the port once it answers."""
@@ -67,9 +74,7 @@ def test_idle_connections_do_not_stop_the_server_and_are_closed(tmp_path: Path) 
             time.sleep(0.3)  # both workers have accepted some of them
             for _ in range(4):
                 assert healthz(port, 5) == 200
-            for s in idle:
-                s.settimeout(5)
-                assert s.recv(1) == b""  # closed by the server
+            assert_closed_by_server(idle)
         finally:
             for s in idle:
                 s.close()
@@ -86,9 +91,7 @@ def test_clients_that_stall_mid_request_are_dropped(tmp_path: Path) -> None:
             started = time.monotonic()
             assert healthz(port, 10) == 200
             assert time.monotonic() - started < 5
-            for s in stalled:
-                s.settimeout(5)
-                assert s.recv(1) == b""  # closed by the server
+            assert_closed_by_server(stalled)
         finally:
             for s in stalled:
                 s.close()
