@@ -244,6 +244,10 @@ def test_out_of_sequence_and_replayed_frames(app, client, clock):
     alerts = db_rows(app, "SELECT severity, cause FROM alerts")
     assert [(a["severity"], a["cause"]) for a in alerts] == [("high", "replayed_frame")] * 2
     assert api.post_frames([(7, 0.3, noise_jpeg(8))]).status_code == 200  # gaps are allowed
+    # Up to the largest number a frame's store key holds: a frame that could not be kept would
+    # reach the decision without an image for the judge.
+    assert_error(api.post_frames([(1_000_000, 0.4, noise_jpeg(9))]), 400, "seq_out_of_range")
+    assert api.post_frames([(999_999, 0.4, noise_jpeg(9))]).status_code == 200
 
 
 def test_client_time_is_bounded_by_server_time(client, clock):

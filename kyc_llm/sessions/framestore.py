@@ -16,6 +16,9 @@ from typing import Any, Protocol
 
 from ..errors import ConfigError, KycError
 
+# A frame's sequence number is at most MAX_SEQ: the key holds six digits, and a frame whose
+# key could not be written would reach the decision without an image for the judge.
+MAX_SEQ = 999_999
 _SESSION = re.compile(r"[0-9a-f]{32}")
 _KEY = re.compile(r"[0-9a-f]{32}/[0-9]{1,6}\.jpg")
 _LOCAL_KEY = re.compile(r"(?P<session>[0-9a-f]{32})/[0-9]{1,6}\.jpg@(?P<offset>[0-9]{1,15})\+(?P<length>[0-9]{1,9})")

@@ -26,7 +26,7 @@ from .analysis import FrameAnalyzers, frame_feedback, observation_record, progre
 from .decider import Decider
 from .errors import (BadRequest, FrameRejected, NoFrames, PayloadTooLarge, SessionClosed, SessionExpired,
                      SessionNotFound, TokenInvalid, TokenMissing)
-from .framestore import FrameStore, FrameStoreError, frame_key
+from .framestore import MAX_SEQ, FrameStore, FrameStoreError, frame_key
 from .limits import RateLimiter
 from .results import user_result
 from .store import OPEN_STATUSES, ChallengeRecord, FrameRecord, SessionRecord, Store
@@ -214,6 +214,8 @@ class SessionService:
         seen: set[str] = set()
         times: list[float] = []
         for up, digest in zip(uploads, digests):
+            if up.seq > MAX_SEQ:
+                raise BadRequest(f"frame {up.seq}: sequence numbers go up to {MAX_SEQ}", code="seq_out_of_range")
             if up.seq <= last_seq:
                 raise FrameRejected(f"frame {up.seq} is out of sequence (last was {last_seq})",
                                     code="out_of_sequence")
