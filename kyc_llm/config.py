@@ -60,6 +60,7 @@ class Config:
     max_upload_lag_s: float = 10.0  # KYC_MAX_UPLOAD_LAG_S: client time behind server time
     # Decision. The number of drawn actions is the LLM layer's KYC_LLM_CHALLENGE_LENGTH.
     require_llm: bool = False  # KYC_REQUIRE_LLM: an unavailable/invalid LLM answer -> review
+    min_judge_confidence: float = 0.5  # KYC_MIN_JUDGE_CONFIDENCE: a less confident LLM verdict -> review
     decision_timeout_s: float = 25.0  # KYC_DECISION_TIMEOUT_S
     decision_workers: int = 4  # KYC_DECISION_WORKERS
     # Operators and limits.
@@ -130,6 +131,8 @@ class Config:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"KYC_{name.upper()} must be positive")
+        if not 0.0 <= self.min_judge_confidence <= 1.0:
+            raise ConfigError("KYC_MIN_JUDGE_CONFIDENCE must be between 0 and 1")
         if not 0.1 <= self.jpeg_quality <= 1.0:
             raise ConfigError("KYC_JPEG_QUALITY must be between 0.1 and 1")
         if self.session_ttl_s < self.capture_s:

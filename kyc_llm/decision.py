@@ -6,7 +6,10 @@ is one (``judgment=None`` is the CV-only decision the evaluation command measure
 - fail on clear attack evidence: no usable face, several faces, an action missing or out of
   order, or a planarity, screen, print or stillness signal at or above ``fail_score``;
 - review when something is borderline: an action unclear, a signal in the review band, too
-  many poor frames, or (with an LLM) disagreement, an invalid answer, or spoof signs;
+  many poor frames, or (with an LLM) disagreement on any action the vision checks verified
+  (performed, in its window, in order), a judge less confident than the policy's floor, an
+  invalid answer, or spoof signs; and
+  whenever the service could not give the judge its keyframes;
 - pass only when nothing above applies (and, with an LLM, it agrees).
 """
 
@@ -35,9 +38,11 @@ REASONS: dict[str, tuple[str, str]] = {
     "SCREEN_UNCHECKED": ("review", "too few lossless texture patches to check for a screen"),
     "SIGNAL_BORDERLINE": ("review", "an attack signal is borderline"),
     "LLM_DISAGREES": ("review", "the LLM judge and the vision checks disagree"),
+    "LLM_UNSURE": ("review", "the LLM judge was not confident in its verdict"),
     "LLM_SPOOF_SUSPECTED": ("review", "the LLM judge saw signs of a screen, print, mask or synthetic face"),
     "LLM_INVALID": ("review", "the LLM judge gave no valid answer"),
     "LLM_UNAVAILABLE": ("review", "the LLM judge could not be reached"),
+    "FRAMES_UNAVAILABLE": ("review", "frames the LLM judge needed could not be loaded from storage"),
 }
 
 _SIGNAL_REASONS = {
@@ -52,13 +57,17 @@ _SIGNAL_REASONS = {
 class ActionVerdictLike(Protocol):
     action: str
     performed: bool | None
+    in_window: bool | None
+    in_order: bool | None
+    confidence: float
 
 
 class JudgmentLike(Protocol):
     """What the decision reads from the LLM judgment (kyc_llm.llm.judgment.Judgment)."""
 
-    outcome: str  # ok | llm_invalid | llm_unavailable | llm_offline
+    outcome: str  # ok | llm_invalid | llm_unavailable | llm_offline | frames_unavailable
     actions: Sequence[ActionVerdictLike]
+    confidence: float | None
 
     def spoof_suspected(self) -> bool: ...
 
@@ -68,6 +77,7 @@ class Policy:
     """How the LLM joins the decision (configuration, not code)."""
 
     require_llm: bool = False  # an unavailable or invalid LLM answer sends the session to review
+    min_judge_confidence: float = 0.5  # a judge less sure than this (overall or on an action): review
 
 
 @dataclass
@@ -117,6 +127,8 @@ def vision_reasons(ev: VisionEvidence, th: Thresholds) -> tuple[list[str], dict[
 
 def llm_reasons(ev: VisionEvidence, judgment: JudgmentLike, policy: Policy) -> tuple[list[str], bool]:
     """Reason codes the LLM judgment adds, and whether the LLM took part in the decision."""
+    if judgment.outcome == "frames_unavailable":  # the service's failure: never a pass, whatever the policy
+        return ["FRAMES_UNAVAILABLE"], False
     if judgment.outcome != "ok":
         # Offline (no credentials) counts as unavailable: a policy that requires the LLM
         # never lets a session pass on the vision checks alone.
@@ -124,10 +136,19 @@ def llm_reasons(ev: VisionEvidence, judgment: JudgmentLike, policy: Policy) -> t
         return ([code] if policy.require_llm else []), False
     reasons = []
     # The judgment's verdicts follow the challenge order (its schema pins them to the steps).
-    said = [v.performed for v in judgment.actions]
+    # Agreeing means the same three facts the vision checks establish: performed, inside its
+    # time window, in the requested order; "could not tell" (None) is no agreement.
+    verdicts = list(judgment.actions)
     for i, a in enumerate(ev.actions):
-        if a.verdict == "performed" and (said[i] if i < len(said) else None) is not True:
+        if a.verdict != "performed":
+            continue  # the vision checks already fail or review it; the LLM cannot rescue it
+        v = verdicts[i] if i < len(verdicts) else None
+        if v is None or not (v.performed is True and v.in_window is True and v.in_order is True):
             reasons.append("LLM_DISAGREES")
+        elif v.confidence < policy.min_judge_confidence:
+            reasons.append("LLM_UNSURE")
+    if judgment.confidence is not None and judgment.confidence < policy.min_judge_confidence:
+        reasons.append("LLM_UNSURE")
     if judgment.spoof_suspected():
         reasons.append("LLM_SPOOF_SUSPECTED")
     return _unique(reasons), True

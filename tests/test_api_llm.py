@@ -148,3 +148,26 @@ def test_llm_spoof_signs_send_to_review_with_a_high_alert(judged, clock, shared_
     assert ("high", "llm_spoof_suspected") in alerts
     judgment = json.loads(db_rows(app, "SELECT judgment FROM decisions")[0]["judgment"])
     assert judgment["spoof_signs"]["print"]["present"] is True
+
+
+@pytest.mark.parametrize("judged", [{"performed": [True, True]}], indirect=True)
+def test_frames_the_store_did_not_keep_send_the_session_to_review(judged, clock, shared_data, monkeypatch):
+    """A frame store that fails on upload must not turn into a decision without the judge."""
+    from kyc_llm.sessions.framestore import FrameStoreError
+
+    app, client, judge = judged
+    store = app.extensions["kyc"].sessions.frames
+
+    def failing_put(key, data):
+        raise FrameStoreError("disk full")
+
+    monkeypatch.setattr(store, "put", failing_put)
+    api = _run_live(client, clock, shared_data)  # uploads still succeed: the user is not blamed
+    result = api.complete().get_json()["result"]
+    assert result["decision"] == "review"
+    assert [r.purpose for r in judge.history].count("movement_judgment") == 0
+    decision = db_rows(app, "SELECT reasons, llm_used, judgment FROM decisions")[0]
+    assert json.loads(decision["reasons"]) == ["FRAMES_UNAVAILABLE"] and decision["llm_used"] == 0
+    assert json.loads(decision["judgment"])["outcome"] == "frames_unavailable"
+    alerts = [(a["severity"], a["cause"]) for a in db_rows(app, "SELECT severity, cause FROM alerts")]
+    assert ("high", "frames_unavailable") in alerts

@@ -22,6 +22,9 @@ def evidence(verdicts: tuple[str, ...] = ("performed", "performed"), face_frames
 class Verdict:
     action: str
     performed: bool | None
+    in_window: bool | None = True
+    in_order: bool | None = True
+    confidence: float = 0.9
 
 
 @dataclass
@@ -29,6 +32,7 @@ class FakeJudgment:
     outcome: str = "ok"
     actions: list[Verdict] = field(default_factory=lambda: [Verdict("blink", True), Verdict("smile", True)])
     spoof: bool = False
+    confidence: float | None = 0.9
 
     def spoof_suspected(self) -> bool:
         return self.spoof
@@ -81,6 +85,29 @@ def test_llm_agreement_passes_with_the_llm() -> None:
 def test_llm_disagreement_goes_to_review() -> None:
     j = FakeJudgment(actions=[Verdict("blink", True), Verdict("smile", False)])
     assert decide(evidence(), TH, j).reasons == ["LLM_DISAGREES"]
+
+
+def test_llm_must_agree_on_window_and_order_too() -> None:
+    for broken in (dict(in_window=False), dict(in_order=False), dict(in_window=None), dict(performed=None)):
+        verdict = Verdict(**{"action": "smile", "performed": True, **broken})
+        d = decide(evidence(), TH, FakeJudgment(actions=[Verdict("blink", True), verdict]))
+        assert (d.decision, d.reasons) == ("review", ["LLM_DISAGREES"]), broken
+
+
+def test_an_unsure_llm_goes_to_review_at_the_policy_floor() -> None:
+    unsure_action = FakeJudgment(actions=[Verdict("blink", True, confidence=0.05), Verdict("smile", True)])
+    assert decide(evidence(), TH, unsure_action).reasons == ["LLM_UNSURE"]
+    assert decide(evidence(), TH, FakeJudgment(confidence=0.3)).reasons == ["LLM_UNSURE"]
+    lenient = Policy(min_judge_confidence=0.01)
+    assert decide(evidence(), TH, unsure_action, lenient).decision == "pass"
+    assert decide(evidence(), TH, FakeJudgment(confidence=None)).decision == "pass"
+
+
+def test_keyframes_the_store_could_not_give_go_to_review_whatever_the_policy() -> None:
+    d = decide(evidence(), TH, FakeJudgment(outcome="frames_unavailable", actions=[]))
+    assert (d.decision, d.reasons, d.llm_used) == ("review", ["FRAMES_UNAVAILABLE"], False)
+    assert decide(evidence(("performed", "not_performed")), TH,
+                  FakeJudgment(outcome="frames_unavailable", actions=[])).decision == "fail"
 
 
 def test_llm_spoof_signs_go_to_review() -> None:

@@ -4,7 +4,9 @@ Only server-generated text (the templates, action names, times, frame ids) and t
 own frames go into the prompt. The answer is untrusted: it must be one JSON object that
 follows a schema pinned to this challenge and these frames, and a verdict of "performed"
 must cite a frame of that action's window. A failing answer gets one repair request; after
-that the outcome is ``llm_invalid`` with the raw text kept, which never passes anyone.
+that the outcome is ``llm_invalid`` with the raw text kept, and the judge has no say: the
+decision is the vision checks' alone and says so, or a review when the policy requires the
+LLM (``KYC_REQUIRE_LLM``).
 """
 
 from __future__ import annotations

@@ -10,8 +10,10 @@ from .usage import Usage
 # ok: a validated answer. llm_invalid: the answer broke its schema even after one repair.
 # llm_unavailable: the provider failed (non-retryable, or retries exhausted).
 # llm_offline: no LLM is configured; the decision is made without one and must say so.
-Outcome = Literal["ok", "llm_invalid", "llm_unavailable", "llm_offline"]
-OUTCOMES: tuple[str, ...] = ("ok", "llm_invalid", "llm_unavailable", "llm_offline")
+# frames_unavailable: the service could not load the keyframes (a frame not kept by the frame
+# store), so the judge was not asked: the service's failure, which never passes anyone.
+Outcome = Literal["ok", "llm_invalid", "llm_unavailable", "llm_offline", "frames_unavailable"]
+OUTCOMES: tuple[str, ...] = ("ok", "llm_invalid", "llm_unavailable", "llm_offline", "frames_unavailable")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ SEVERITY = {
     "client_locked_out": "high",
     "replayed_frame": "high",
     "decision_error": "high",
+    "frames_unavailable": "high",
     "llm_disagreement": "medium",
     "llm_invalid_answer": "medium",
     "manual_review": "medium",
@@ -58,6 +59,9 @@ def decision_alerts(session_id: str, client_key: str, decision: str, guidance: s
     outcome = (judgment or {}).get("outcome")
     if outcome == "llm_invalid":
         out.append(alert("llm_invalid_answer", "the LLM answer did not follow its schema", at, **kw))
+    elif outcome == "frames_unavailable":
+        out.append(alert("frames_unavailable", "frames the LLM judge needed could not be loaded from storage",
+                         at, **kw))
     elif outcome == "llm_unavailable":
         out.append(alert("llm_unavailable", "the LLM judge could not be reached", at, **kw))
     if guidance == "review" and not out:

@@ -127,7 +127,8 @@ class Workflow:
         evidence = build_evidence(observations, steps, self.thresholds)
         judgment = self._judge(tuple(steps), frames, evidence)
         decision = decide(evidence, self.thresholds, judgment,
-                          Policy(require_llm=self.config.require_llm))
+                          Policy(require_llm=self.config.require_llm,
+                                 min_judge_confidence=self.config.min_judge_confidence))
         call = LlmCallRecord("judgment", judgment.outcome, judgment.model, dict(judgment.templates),
                              {"calls": [u.as_dict() for u in judgment.usage], "keyframes": judgment.keyframes},
                              judgment.raw_text, self.clock())
@@ -136,14 +137,21 @@ class Workflow:
 
     def _judge(self, steps: tuple[Step, ...], frames: Sequence[tuple[float, np.ndarray]],
                evidence: VisionEvidence) -> Judgment:
-        """The LLM judgment; a frame that cannot be loaded makes it ``llm_unavailable``."""
+        """The LLM judgment. A keyframe the frame store cannot give makes it
+        ``frames_unavailable`` (a review: the service failed, not the client or the LLM);
+        a session with no frames at all is not judged (``llm_unavailable``: the vision
+        checks fail it)."""
         from ..llm.errors import JudgmentInputError
         from ..llm.judge import judge_movements
         from .framestore import FrameStoreError
 
         try:
             return judge_movements(self.provider, steps, frames, evidence, self.settings, self.templates)
-        except (FrameStoreError, JudgmentInputError) as exc:
+        except FrameStoreError as exc:
+            log.warning("judgment skipped: %s", exc.message)
+            return Judgment(outcome="frames_unavailable", provider=self.provider.name, model=self.provider.model,
+                            error=f"keyframes unavailable: {exc.message}")
+        except JudgmentInputError as exc:
             log.warning("judgment skipped: %s", exc.message)
             return Judgment(outcome="llm_unavailable", provider=self.provider.name, model=self.provider.model,
-                            error=f"keyframes unavailable: {exc.message}")
+                            error=f"not judged: {exc.message}")
