@@ -8,6 +8,7 @@ refuses combinations that must never run (a fixed demo challenge in production m
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -21,6 +22,9 @@ RETENTION_MODES = ("review", "none", "all")
 FRAME_STORES = ("local", "s3")
 # Environment variables handed to the LLM layer as they are (LLMSettings.from_env reads them).
 LLM_ENV_PREFIXES = ("KYC_LLM_", "AWS_", "ANTHROPIC_", "BEDROCK_")
+# A /complete request waits at most this long for the decision (then answers 202): below
+# gunicorn's 60 s worker timeout (gunicorn.conf.py), with room for the rest of the request.
+MAX_DECISION_TIMEOUT_S = 45.0
 
 
 @dataclass(frozen=True)
@@ -129,10 +133,20 @@ class Config:
                     "max_batch", "decision_timeout_s", "decision_workers",
                     "max_failures", "failure_window_s", "frame_width", "frame_height")
         for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"KYC_{name.upper()} must be positive")
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"KYC_{name.upper()} must be a positive number")
+        not_negative = ("lead_in_s", "tail_s", "clock_tolerance_s", "max_upload_lag_s", "lockout_s",
+                        "review_retention_days", "sessions_per_minute")
+        for name in not_negative:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"KYC_{name.upper()} must be zero or more")
         if not 0.0 <= self.min_judge_confidence <= 1.0:
             raise ConfigError("KYC_MIN_JUDGE_CONFIDENCE must be between 0 and 1")
+        if self.decision_timeout_s > MAX_DECISION_TIMEOUT_S:
+            raise ConfigError(f"KYC_DECISION_TIMEOUT_S must be at most {MAX_DECISION_TIMEOUT_S:g} s: "
+                              "gunicorn replaces a worker whose request runs past 60 s")
         if not 0.1 <= self.jpeg_quality <= 1.0:
             raise ConfigError("KYC_JPEG_QUALITY must be between 0.1 and 1")
         if self.session_ttl_s < self.capture_s:
@@ -205,7 +219,10 @@ def _parse(name: str, raw: str) -> Any:
         if default == "int":
             return int(raw)
         if default in ("float",):
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):  # nan compares false with everything: no limit would hold
+                raise ValueError
+            return value
     except ValueError:
-        raise ConfigError(f"{var} must be a number, not {raw!r}") from None
+        raise ConfigError(f"{var} must be a finite number, not {raw!r}") from None
     return raw

@@ -79,6 +79,15 @@ def test_fixed_challenge_is_refused_in_production(app_config):
     ({"KYC_FIXED_CHALLENGE": "wave:2"}, "unknown action"),
     ({"KYC_OPERATOR_API_KEY": "short"}, "at least 16"),
     ({"KYC_LLM_PROVIDER": "oracle"}, "KYC_LLM_PROVIDER"),
+    # nan compares false with everything: sessions would never expire
+    ({"KYC_SESSION_TTL_S": "nan"}, "KYC_SESSION_TTL_S must be a finite number"),
+    ({"KYC_DECISION_TIMEOUT_S": "inf"}, "KYC_DECISION_TIMEOUT_S must be a finite number"),
+    ({"KYC_DECISION_TIMEOUT_S": "90"}, "at most 45 s"),
+    ({"KYC_LOCKOUT_S": "-1"}, "KYC_LOCKOUT_S must be zero or more"),
+    ({"KYC_SESSIONS_PER_MINUTE": "-1"}, "KYC_SESSIONS_PER_MINUTE must be zero or more"),
+    ({"KYC_CLOCK_TOLERANCE_S": "-0.5"}, "KYC_CLOCK_TOLERANCE_S must be zero or more"),
+    ({"KYC_REVIEW_RETENTION_DAYS": "-1"}, "KYC_REVIEW_RETENTION_DAYS must be zero or more"),
+    ({"KYC_MIN_JUDGE_CONFIDENCE": "1.5"}, "KYC_MIN_JUDGE_CONFIDENCE must be between 0 and 1"),
 ])
 def test_bad_environment_stops_the_start(tmp_path, env, match):
     base = {"KYC_DATABASE": str(tmp_path / "db.sqlite3"), "KYC_FRAME_DIR": str(tmp_path / "f")}
