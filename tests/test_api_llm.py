@@ -171,3 +171,45 @@ def test_frames_the_store_did_not_keep_send_the_session_to_review(judged, clock,
     assert json.loads(decision["judgment"])["outcome"] == "frames_unavailable"
     alerts = [(a["severity"], a["cause"]) for a in db_rows(app, "SELECT severity, cause FROM alerts")]
     assert ("high", "frames_unavailable") in alerts
+
+
+def _wait_decided(api, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while api.status().get_json()["status"] != "decided" and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("judged", [{"performed": [True, True], "delay_s": 1.0,
+                                     "config": {"decision_timeout_s": 0.2}}], indirect=True)
+def test_a_claim_taken_over_as_stale_does_not_store_a_second_decision(judged, clock, shared_data):
+    """A decider that outlives its claim (taken over by another caller) has its result dropped:
+    one decision, one 'decided' entry, both paid LLM calls recorded."""
+    app, client, judge = judged
+    api = _run_live(client, clock, shared_data)
+    assert api.complete().status_code == 202
+    clock.advance(app.extensions["kyc"].sessions.decider.stale_after_s + 1)
+    assert api.complete().status_code == 202  # the stale claim is taken over: a second decider runs
+    _wait_decided(api)
+    time.sleep(1.5)  # both judges have answered by now
+    assert [r.purpose for r in judge.history].count("movement_judgment") == 2
+    events = [r["event"] for r in db_rows(app, "SELECT event FROM audit_log WHERE session_id = ?", api.id)]
+    assert events.count("decision_started") == 2 and events.count("decided") == 1
+    assert db_rows(app, "SELECT COUNT(*) AS n FROM decisions")[0]["n"] == 1
+    assert db_rows(app, "SELECT decided_at FROM decisions")[0]["decided_at"] == clock()  # the later claim's
+    assert db_rows(app, "SELECT COUNT(*) AS n FROM llm_calls WHERE kind = 'judgment'")[0]["n"] == 2
+
+
+@pytest.mark.parametrize("judged", [{"performed": [True, True]}], indirect=True)
+def test_the_sweep_finishes_a_decision_whose_decider_died(judged, clock, shared_data):
+    app, client, _ = judged
+    api = _run_live(client, clock, shared_data)
+    sessions = app.extensions["kyc"].sessions
+    assert sessions.store.claim_decision(api.id, clock(), stale_before=0)  # its process was killed here
+    clock.advance(sessions.decider.stale_after_s + 60)
+    assert client.post("/api/v1/sessions").status_code == 201  # any session start sweeps
+    _wait_decided(api)
+    assert api.status().get_json()["result"]["decision"] == "pass"
+    audit = db_rows(app, "SELECT actor, event FROM audit_log WHERE session_id = ? AND event LIKE 'deci%' "
+                         "ORDER BY id", api.id)
+    assert [(a["actor"], a["event"]) for a in audit] == [
+        ("client", "decision_started"), ("system", "decision_started"), ("system", "decided")]

@@ -107,11 +107,17 @@ def test_decision_is_claimed_once_and_a_stale_claim_can_be_retaken(store):
     assert store.claim_decision(sid, T0 + 10, stale_before=T0) is True
     assert store.claim_decision(sid, T0 + 11, stale_before=T0) is False
     assert store.claim_decision(sid, T0 + 60, stale_before=T0 + 30) is True  # the first claimer died
-    store.save_decision(decision(sid, "pass", T0 + 61), [{"action": "blink", "start_s": 1.0, "end_s": 3.0,
-                                                          "verdict": "performed"}])
+    # The first claimer's decision comes late: the session is no longer its to decide.
+    assert store.save_decision(decision(sid, "fail", T0 + 61), [], claimed_at=T0 + 10) is False
+    assert store.get_session(sid).status == "deciding" and store.get_decision(sid) is None
+    assert store.stale_decisions(T0 + 59) == [] and store.stale_decisions(T0 + 61) == [sid]
+    assert store.save_decision(decision(sid, "pass", T0 + 61), [{"action": "blink", "start_s": 1.0, "end_s": 3.0,
+                                                                 "verdict": "performed"}], claimed_at=T0 + 60)
     s = store.get_session(sid)
     assert (s.status, s.decision, s.guidance, s.decided_at) == ("decided", "pass", "pass", T0 + 61)
     assert store.claim_decision(sid, T0 + 200, stale_before=T0 + 199) is False
+    assert store.save_decision(decision(sid, "fail", T0 + 62), [], claimed_at=T0 + 60) is False  # decided once
+    assert store.get_decision(sid).decision == "pass" and store.stale_decisions(T0 + 1000) == []
     assert store.action_evidence(sid)[0]["verdict"] == "performed"
     assert store.get_decision(sid).duration_ms == 12.0
 
@@ -144,7 +150,7 @@ def test_retention_selects_what_the_policy_deletes(store):
     for name, what, at in (("passed", "pass", T0 + 10), ("failed", "fail", T0 + 10),
                            ("review_new", "review", T0 + 1000), ("review_old", "review", T0 + 10)):
         store.claim_decision(ids[name], at - 1, stale_before=0)
-        store.save_decision(decision(ids[name], what, at), [])
+        store.save_decision(decision(ids[name], what, at), [], claimed_at=at - 1)
     store.expire(ids["gone"], T0 + 500)
     purge = set(store.sessions_to_purge(T0 + 2000, review_before=T0 + 100, keep_review=True, keep_all=False))
     assert purge == {ids["passed"], ids["failed"], ids["review_old"], ids["gone"]}
@@ -159,7 +165,7 @@ def test_failures_alerts_and_stats(store):
     for i, what in enumerate(("fail", "fail", "pass")):
         sid = new_session(store, sid=str(i) * 32, client="c1", at=T0 + i).id
         store.claim_decision(sid, T0 + 10 + i, stale_before=0)
-        store.save_decision(decision(sid, what, T0 + 10 + i), [])
+        store.save_decision(decision(sid, what, T0 + 10 + i), [], claimed_at=T0 + 10 + i)
     new_session(store, sid="9" * 32, client="c2", at=T0 + 5)
     assert store.failures_since("c1", T0) == [T0 + 10, T0 + 11]
     assert store.failures_since("c1", T0 + 10.5) == [T0 + 11]

@@ -87,8 +87,7 @@ class Decider:
         Returns True when a decision is stored by the time this returns.
         """
         now = self.clock()
-        stale_before = now - (2 * self.config.decision_timeout_s + 5.0)
-        if not self.store.claim_decision(session_id, now, stale_before):
+        if not self.store.claim_decision(session_id, now, now - self.stale_after_s):
             return False
         future = self._executor().submit(self._decide_safely, session_id, now)
         try:
@@ -101,21 +100,29 @@ class Decider:
                                        self.clock(), session_id=session_id))
             return False
 
-    def _decide_safely(self, session_id: str, started: float) -> None:
+    @property
+    def stale_after_s(self) -> float:
+        """How long a claim to decide a session holds before another caller may take it over
+        (its decider died with its process): longer than a decision can run, the LLM's
+        retries and repair included, so a slow judge is never joined by a second one."""
+        return max(2 * self.config.decision_timeout_s, self.workflow.settings.judgment_bound_s) + 5.0
+
+    def _decide_safely(self, session_id: str, claimed_at: float) -> None:
         try:
-            self._decide(session_id, started)
+            self._decide(session_id, claimed_at)
         except Exception as exc:  # the outcome must be stored whatever failed
             log.exception("session %s: decision failed (%s)", session_id, type(exc).__name__)
             session = self.store.get_session(session_id)
             now = self.clock()
-            self.store.save_decision(DecisionRecord(
-                session_id, "review", "review", ["INTERNAL_ERROR"], "The decision could not be computed.",
-                False, {}, None, [], now, (now - started) * 1000.0), [])
+            if not self.store.save_decision(DecisionRecord(
+                    session_id, "review", "review", ["INTERNAL_ERROR"], "The decision could not be computed.",
+                    False, {}, None, [], now, (now - claimed_at) * 1000.0), [], claimed_at):
+                return  # another claim decided it
             self.store.add_alert(alert("decision_error", f"decision failed: {type(exc).__name__}", now,
                                        session_id=session_id,
                                        client_key=session.client_key if session else None))
 
-    def _decide(self, session_id: str, started: float) -> None:
+    def _decide(self, session_id: str, claimed_at: float) -> None:
         session = self.store.get_session(session_id)
         challenge = self.store.get_challenge(session_id)
         if session is None or challenge is None:
@@ -124,13 +131,16 @@ class Decider:
         observations = [observation_from_record(r.summary, r.landmarks) for r in records]
         outcome = self.workflow.evaluate(challenge.steps, observations, StoredFrames(records, self.frames))
         now = self.clock()
-        guidance = guidance_for(outcome.decision, outcome.reasons)
-        self.store.save_decision(DecisionRecord(
-            session_id, outcome.decision, guidance, outcome.reasons, outcome.rationale, outcome.llm_used,
-            outcome.evidence, outcome.judgment, _keyframes(outcome.evidence, records), now,
-            (now - started) * 1000.0), outcome.evidence.get("actions", []))
-        if outcome.llm_call is not None:
+        if outcome.llm_call is not None:  # a call made is recorded (and paid for) either way
             self.store.add_llm_call(session_id, outcome.llm_call)
+        guidance = guidance_for(outcome.decision, outcome.reasons)
+        if not self.store.save_decision(DecisionRecord(
+                session_id, outcome.decision, guidance, outcome.reasons, outcome.rationale, outcome.llm_used,
+                outcome.evidence, outcome.judgment, _keyframes(outcome.evidence, records), now,
+                (now - claimed_at) * 1000.0), outcome.evidence.get("actions", []), claimed_at):
+            log.warning("session %s: decided by a later claim; this decision (%s) is dropped", session_id,
+                        outcome.decision)
+            return
         for a in decision_alerts(session_id, session.client_key, outcome.decision, guidance,
                                  outcome.reasons, outcome.judgment, now):
             self.store.add_alert(a)
@@ -138,7 +148,7 @@ class Decider:
             self._after_failure(session, now)
         self._apply_retention(session_id, outcome.decision)
         log.info("session %s decided %s (%s) in %.0f ms", session_id, outcome.decision,
-                 ",".join(outcome.reasons) or "-", (now - started) * 1000.0)
+                 ",".join(outcome.reasons) or "-", (now - claimed_at) * 1000.0)
 
     def _after_failure(self, session: SessionRecord, now: float) -> None:
         until = self.limiter.lockout_until(session.client_key, now)
@@ -162,12 +172,19 @@ class Decider:
         self.store.mark_frames_purged(session_id, self.clock())
 
     def sweep(self, now: float) -> None:
-        """Expire abandoned sessions and delete frames the policy no longer keeps (throttled)."""
+        """Expire abandoned sessions, finish decisions whose decider died (the process was
+        killed mid-decision and the client has gone), and delete frames the policy no longer
+        keeps. Throttled (called as sessions are created); restarted decisions run on the
+        decision pool."""
         if now - self._last_sweep < SWEEP_EVERY_S:
             return
         self._last_sweep = now
         for session_id in self.store.expired_open_sessions(now):
             self.store.expire(session_id, now)
+        for session_id in self.store.stale_decisions(now - self.stale_after_s):
+            if self.store.claim_decision(session_id, now, now - self.stale_after_s, by="system"):
+                log.warning("session %s: its decider stopped; deciding it again", session_id)
+                self._executor().submit(self._decide_safely, session_id, now)
         review_before = now - self.config.review_retention_days * 86400.0
         mode = self.config.frame_retention
         for session_id in self.store.sessions_to_purge(now, review_before, keep_review=(mode == "review"),

@@ -118,6 +118,11 @@ class SQLiteStore:
                 _audit(c, session_id, "system", "session_expired", {}, at)
             return cur.rowcount == 1
 
+    def stale_decisions(self, stale_before: float) -> list[str]:
+        rows = self._conn().execute("SELECT id FROM sessions WHERE status = 'deciding' AND deciding_since < ?",
+                                    (stale_before,)).fetchall()
+        return [r["id"] for r in rows]
+
     def expired_open_sessions(self, now: float) -> list[str]:
         rows = self._conn().execute("SELECT id FROM sessions WHERE status IN (?, ?) AND expires_at <= ?",
                                     (*OPEN_STATUSES, now)).fetchall()
@@ -189,18 +194,27 @@ class SQLiteStore:
         return [r["id"] for r in self._conn().execute(sql, args).fetchall()]
 
     # -- decisions ---------------------------------------------------------------------------
-    def claim_decision(self, session_id: str, at: float, stale_before: float) -> bool:
-        """Move an open (or stale deciding) session to ``deciding``. True if this caller won."""
+    def claim_decision(self, session_id: str, at: float, stale_before: float, by: str = "client") -> bool:
+        """Move an open (or stale deciding) session to ``deciding``. True if this caller won;
+        ``at`` identifies the claim (``save_decision``), ``by`` is the audit actor."""
         with self._tx() as c:
             cur = c.execute("UPDATE sessions SET status = 'deciding', deciding_since = ? WHERE id = ? AND "
                             "(status IN (?, ?) OR (status = 'deciding' AND deciding_since < ?))",
                             (at, session_id, *OPEN_STATUSES, stale_before))
             if cur.rowcount:
-                _audit(c, session_id, "client", "decision_started", {}, at)
+                _audit(c, session_id, by, "decision_started", {}, at)
             return cur.rowcount == 1
 
-    def save_decision(self, record: DecisionRecord, actions: list[dict[str, Any]]) -> None:
+    def save_decision(self, record: DecisionRecord, actions: list[dict[str, Any]], claimed_at: float) -> bool:
+        """Store the decision of the claim made at ``claimed_at``. False (nothing stored) when
+        that claim no longer holds: a later claim took the session over, or it is decided."""
         with self._tx() as c:
+            cur = c.execute("UPDATE sessions SET status = 'decided', decided_at = ?, decision = ?, guidance = ?, "
+                            "reasons = ? WHERE id = ? AND status = 'deciding' AND deciding_since = ?",
+                            (record.decided_at, record.decision, record.guidance, json.dumps(record.reasons),
+                             record.session_id, claimed_at))
+            if cur.rowcount != 1:
+                return False
             c.execute("INSERT OR REPLACE INTO decisions (session_id, decision, guidance, reasons, rationale, "
                       "llm_used, evidence, judgment, keyframes, decided_at, duration_ms) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -214,12 +228,10 @@ class SQLiteStore:
                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
                           (record.session_id, i, a["action"], a["start_s"], a["end_s"], a["verdict"],
                            json.dumps(a)))
-            c.execute("UPDATE sessions SET status = 'decided', decided_at = ?, decision = ?, guidance = ?, "
-                      "reasons = ? WHERE id = ?", (record.decided_at, record.decision, record.guidance,
-                                                   json.dumps(record.reasons), record.session_id))
             _audit(c, record.session_id, "system", "decided",
                    {"decision": record.decision, "reasons": record.reasons, "llm_used": record.llm_used},
                    record.decided_at)
+            return True
 
     def get_decision(self, session_id: str) -> DecisionRecord | None:
         r = self._conn().execute("SELECT * FROM decisions WHERE session_id = ?", (session_id,)).fetchone()
