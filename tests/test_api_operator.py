@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from test_api import assert_error
@@ -109,7 +111,14 @@ def test_alerts_list_filter_and_acknowledge(app, client, clock):
     assert client.get("/api/v1/operator/alerts?acknowledged=false", headers=OP).get_json()["alerts"] == []
     events = [r["event"] for r in db_rows(app, "SELECT event FROM audit_log WHERE session_id = ?", api.id)]
     assert events[-2:] == ["alert_raised", "alert_acknowledged"]
+    assert json.loads(db_rows(app, "SELECT detail FROM audit_log ORDER BY id DESC LIMIT 1")[0]["detail"])["by"] == "alice"
     assert_error(client.post("/api/v1/operator/alerts/999/ack", headers=OP), 404, "alert_not_found")
+    # Ids past SQLite's integers are unknown ids, not a database overflow (was a 500).
+    assert_error(client.post("/api/v1/operator/alerts/99999999999999999999999/ack", headers=OP), 404, "not_found")
+    assert_error(client.get(f"/api/v1/operator/sessions/{api.id}/frames/99999999999999999999999", headers=OP),
+                 404, "not_found")
+    assert_error(client.post(f"/api/v1/operator/alerts/{alerts[0]['id']}/ack", json={"by": ""}, headers=OP),
+                 400, "bad_request")
     assert_error(client.post(f"/api/v1/operator/alerts/{alerts[0]['id']}/ack", data=b"{",
                              content_type="application/json", headers=OP), 400, "malformed_json")
 

@@ -314,7 +314,7 @@ class SQLiteStore:
             if row["acknowledged_at"] is None:
                 c.execute("UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ?",
                           (at, by, alert_id))
-                _audit(c, row["session_id"], "operator", "alert_acknowledged", {"alert_id": alert_id}, at)
+                _audit(c, row["session_id"], "operator", "alert_acknowledged", {"alert_id": alert_id, "by": by}, at)
             return _alert(c.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone())
 
     def audit(self, session_id: str | None, actor: str, event: str, detail: dict[str, Any], at: float) -> None:

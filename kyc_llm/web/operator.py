@@ -12,11 +12,13 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from ..sessions.analysis import rounded_summary
-from ..sessions.errors import AlertNotFound, OperatorUnauthorized, SessionNotFound
-from ..sessions.framestore import FrameStoreError
+from ..sessions.errors import AlertNotFound, BadRequest, OperatorUnauthorized, SessionNotFound
+from ..sessions.framestore import MAX_SEQ, FrameStoreError
 from ..sessions.store import SEVERITIES, STATUSES
 from . import services
 from .requests import json_body, query_choice, query_float, query_int
+
+MAX_ROW_ID = 2**63 - 1  # SQLite's largest integer
 
 bp = Blueprint("operator", __name__, url_prefix="/api/v1/operator")
 
@@ -81,7 +83,7 @@ def session_detail(session_id: str) -> Response:
     return jsonify(body)
 
 
-@bp.get("/sessions/<session_id>/frames/<int:seq>")
+@bp.get(f"/sessions/<session_id>/frames/<int(max={MAX_SEQ}):seq>")
 def frame_image(session_id: str, seq: int) -> Response:
     """One kept frame as JPEG (404 once the retention policy deleted it)."""
     svc = services().sessions
@@ -105,12 +107,12 @@ def list_alerts() -> Response:
     return jsonify({"alerts": [a.public() for a in alerts]})
 
 
-@bp.post("/alerts/<int:alert_id>/ack")
+@bp.post(f"/alerts/<int(max={MAX_ROW_ID}):alert_id>/ack")  # larger ids are 404s, not SQLite overflows
 def ack_alert(alert_id: int) -> Response:
     body = json_body(optional=True)
     by = body.get("by", "operator")
-    if not isinstance(by, str) or not 1 <= len(by) <= 80:
-        by = "operator"
+    if not isinstance(by, str) or not 1 <= len(by.strip()) <= 80:
+        raise BadRequest("'by' must be a name of 1-80 characters")
     svc = services()
     alert = svc.sessions.store.ack_alert(alert_id, by, svc.clock())
     if alert is None:
