@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,7 @@ def test_openapi_document_lists_every_api_route(app, client):
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/v1"):
             continue
-        path = rule.rule.replace("<int:", "{").replace("<", "{").replace(">", "}")
+        path = re.sub(r"<(?:\w+(?:\([^)]*\))?:)?(\w+)>", r"{\1}", rule.rule)  # <int(max=9):seq> -> {seq}
         assert path in doc["paths"], path
         methods = {m.lower() for m in rule.methods - {"HEAD", "OPTIONS"}}
         assert methods <= set(doc["paths"][path]), (path, methods)
@@ -191,6 +192,10 @@ def test_multipart_upload_and_its_refusals(app, client, clock):
     bad = {"frame": [(io.BytesIO(noise_jpeg(3)), "c.jpg", "image/jpeg")], "seq": ["2", "3"]}
     assert_error(client.post(url, data=bad, headers=api.auth, content_type="multipart/form-data"),
                  400, "bad_request")
+    for digit in ("\u00b2", "\u0663"):  # superscript two (int() refuses it), Arabic-Indic three (int() takes it)
+        odd = {"frame": [(io.BytesIO(noise_jpeg(3)), "c.jpg", "image/jpeg")], "seq": [digit]}
+        assert_error(client.post(url, data=odd, headers=api.auth, content_type="multipart/form-data"),
+                     400, "bad_request")
     gif = {"frame": [(io.BytesIO(b"GIF89a"), "c.gif", "image/gif")], "seq": ["2"]}
     assert_error(client.post(url, data=gif, headers=api.auth, content_type="multipart/form-data"),
                  415, "unsupported_media_type")

@@ -57,6 +57,7 @@ def test_sessions_list_filters_and_detail(app, client, clock, shared_data):
     assert [s["id"] for s in created] == [open_one.id]
     assert_error(client.get("/api/v1/operator/sessions?decision=maybe", headers=OP), 400, "bad_request")
     assert_error(client.get("/api/v1/operator/sessions?limit=0", headers=OP), 400, "bad_request")
+    assert_error(client.get("/api/v1/operator/sessions?limit=%C2%B2", headers=OP), 400, "bad_request")  # was a 500
     assert_error(client.get("/api/v1/operator/sessions?since=yesterday", headers=OP), 400, "bad_request")
 
     d = client.get(f"/api/v1/operator/sessions/{live.id}", headers=OP).get_json()

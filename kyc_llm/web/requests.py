@@ -157,7 +157,8 @@ def _int(value: Any, what: str) -> int:
         raise BadRequest(f"{what} must be an integer")
     if isinstance(value, str):
         value = value.strip()
-        if not value.isdigit():
+        # ASCII only: "²".isdigit() is true and int() refuses it; int("٣") is 3.
+        if not (value.isascii() and value.isdigit()):
             raise BadRequest(f"{what} must be a non-negative integer")
         value = int(value)
     if not isinstance(value, int) or value < 0 or value > 10_000_000:
