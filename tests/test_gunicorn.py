@@ -120,3 +120,26 @@ def test_a_busy_worker_leaves_new_requests_to_a_free_one(tmp_path: Path) -> None
                 slow.recv(1)  # still held, unanswered: the test did test a busy worker
         finally:
             slow.close()
+
+
+def test_requests_gunicorn_refuses_get_the_json_error_shape(tmp_path: Path) -> None:
+    """A request line or headers over gunicorn's limits are refused by gunicorn itself, before
+    Flask: the answer is still the API's JSON error, not an HTML page."""
+    import json
+
+    with gunicorn(tmp_path, workers=1, threads=2, client_timeout_s=5) as port:
+        cases = [(b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_http_request"),
+                 (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(60)) + b"\r\n",
+                  431, "headers_too_large"),
+                 (b"NOT A REQUEST\r\n\r\n", 400, "bad_http_request")]
+        for raw, status, code in cases:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(raw)
+                reply = b""
+                while chunk := s.recv(65536):
+                    reply += chunk
+            head, _, body = reply.partition(b"\r\n\r\n")
+            assert head.split(b" ")[1] == str(status).encode(), head
+            assert b"content-type: application/json" in head.lower()
+            assert json.loads(body)["error"]["code"] == code
+        assert healthz(port, 5) == 200

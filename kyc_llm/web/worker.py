@@ -18,11 +18,16 @@ most; each drop is one warning line in the log. Slow clients still belong to a b
 reverse proxy in production; this bounds what reaches gunicorn directly. tests/test_gunicorn.py
 covers each case.
 
+gunicorn answers a request it cannot parse (a request line or headers over the limits of
+``gunicorn.conf.py``, a malformed request line) itself, with an HTML page; this worker's
+processes answer those with the API's one JSON error shape instead (``json_http_error``).
+
 Used by ``gunicorn.conf.py`` (``worker_class``); the gthread worker is otherwise unchanged.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import selectors
@@ -30,6 +35,7 @@ import time
 from functools import partial
 from typing import Any
 
+from gunicorn import util as gunicorn_util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 
@@ -60,11 +66,32 @@ class StalledClientLog(logging.Filter):
         return True
 
 
+# gunicorn's own refusals, by status: a fixed message (gunicorn's echoes the request line).
+_HTTP_ERRORS = {
+    400: ("bad_http_request", "the request line or a header could not be read, or is over its size limit"),
+    403: ("forbidden", "request forbidden"),
+    431: ("headers_too_large", "too many request headers, or one too large"),
+    501: ("unsupported_transfer_coding", "this transfer coding is not supported"),
+}
+
+
+def json_http_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """``gunicorn.util.write_error`` with the API's error shape instead of an HTML page."""
+    code, message = _HTTP_ERRORS.get(status_int, ("internal_error", "internal error"))
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    gunicorn_util.write_nonblock(sock, head + body)
+
+
 class BalancedThreadWorker(ThreadWorker):
     def init_process(self) -> None:
         self._busy = 0  # requests submitted to the thread pool and not finished
         self._paused: list[selectors.SelectorKey] | None = None  # listeners taken off the poller
         self.log.error_log.addFilter(StalledClientLog())
+        # gunicorn's handle_error calls util.write_error by module attribute; this process
+        # is a worker of this class only (after the fork), so the arbiter is untouched.
+        gunicorn_util.write_error = json_http_error
         super().init_process()
 
     def accept(self, server: Any, listener: Any) -> None:
