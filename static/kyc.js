@@ -36,6 +36,13 @@
     return "The camera could not be started (" + (name || "unknown error") + ").";
   }
 
+  // A refused start (too many failed checks, or too many started): say how long to wait.
+  function waitMessage(err) {
+    const minutes = Math.max(1, Math.ceil(err.retryAfter / 60));
+    const wait = err.retryAfter ? " You can try again in " + (minutes === 1 ? "about a minute." : "about " + minutes + " minutes.") : " Please try again later.";
+    return (err.code === "locked_out" ? "Too many checks did not succeed." : "Too many checks were started.") + wait;
+  }
+
   async function api(method, path, token, body) {
     const headers = {};
     if (token) headers["Authorization"] = "Bearer " + token;
@@ -49,6 +56,7 @@
       const err = new Error(msg);
       err.status = resp.status;
       err.code = data && data.error ? data.error.code : "http_" + resp.status;
+      err.retryAfter = Number(resp.headers.get("Retry-After")) || 0;
       throw err;
     }
     return { status: resp.status, data };
@@ -75,7 +83,7 @@
       session = (await api("POST", "/sessions")).data;
     } catch (err) {
       stream.getTracks().forEach((t) => t.stop());
-      showError(err.status === 429 ? err.message : "Could not start the check: " + err.message);
+      showError(err.status === 429 ? waitMessage(err) : "Could not start the check: " + err.message);
       return;
     }
     state = { session, stream, seq: 0, queue: [], inFlight: false, stopped: false, lastText: "", t0: 0,

@@ -24,7 +24,12 @@
     const init = { method, headers: { "X-API-Key": key() } };
     if (body !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
     const resp = await fetch(API + path, init);
-    if (resp.status === 401) { logout(); throw new Error("The API key was refused."); }
+    if (resp.status === 401) {  // refused key, or the operator API is not configured: say which
+      let msg = "The API key was refused.";
+      try { msg = (await resp.json()).error.message; } catch (e) { /* not JSON */ }
+      logout();
+      throw new Error(msg.charAt(0).toUpperCase() + msg.slice(1) + ".");
+    }
     if (!resp.ok) {
       let msg = "Error " + resp.status;
       try { msg = (await resp.json()).error.message; } catch (e) { /* not JSON */ }
