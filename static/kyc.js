@@ -188,15 +188,40 @@
     });
   }
 
+  // A lost connection or a restarting server (no answer, or 502-504) is not the user's fault:
+  // the same frames are sent again for up to RETRY_FOR_MS (the session and its frames survive
+  // a restart). That stays under the server's bound on late frames (10 s by default).
+  const RETRY_FOR_MS = 8000;
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  function transient(err) { return !err.status || err.status === 502 || err.status === 503 || err.status === 504; }
+
+  async function send(batch) {
+    let since = null, delay = 250;
+    for (;;) {
+      try {
+        return (await api("POST", "/sessions/" + state.session.id + "/frames", state.session.token,
+          { frames: batch })).data;
+      } catch (err) {
+        // A batch sent again after a lost answer may have been stored the first time.
+        if (since !== null && err.code === "out_of_sequence") return null;
+        if (!transient(err)) throw err;
+        if (since === null) since = performance.now();
+        if (state.stopped || performance.now() - since > RETRY_FOR_MS) throw err;
+        showGuidance("Connection lost: trying again…", false);
+        await sleep(delay);
+        delay = Math.min(2 * delay, 2000);
+      }
+    }
+  }
+
   async function pump() {
     if (state.inFlight || state.stopped) return;
     if (state.queue.length === 0) { maybeComplete(); return; }
     const batch = state.queue.splice(0, state.session.upload.max_batch);
     state.inFlight = true;
     try {
-      const { data } = await api("POST", "/sessions/" + state.session.id + "/frames", state.session.token,
-        { frames: batch });
-      showFeedback(data.feedback);
+      const data = await send(batch);
+      if (data) showFeedback(data.feedback);
     } catch (err) {
       fail(err);
       return;
@@ -214,12 +239,16 @@
 
   function showFeedback(fb) {
     if (fb.nose) state.nose = fb.nose;
+    showGuidance(fb.ok ? "" : fb.message, !!fb.ok);
+  }
+
+  function showGuidance(text, ok) {
     const el = $("guidance");
-    el.textContent = fb.ok ? "" : fb.message;
-    el.className = "guidance" + (fb.ok ? " good" : "");
+    el.textContent = text;
+    el.className = "guidance" + (ok ? " good" : "");
     const stage = document.querySelector(".stage");
-    stage.classList.toggle("good", !!fb.ok);
-    stage.classList.toggle("bad", !fb.ok);
+    stage.classList.toggle("good", ok);
+    stage.classList.toggle("bad", !ok);
   }
 
   function finishCapture() {
@@ -236,15 +265,20 @@
     clearInterval(state.ui);
     const id = state.session.id, token = state.session.token;
     try {
-      let { status, data } = await api("POST", "/sessions/" + id + "/complete", token);
+      // Asking to complete again is safe: it returns the stored result once there is one,
+      // and resumes a decision a restarted server left unfinished; a lost connection is
+      // asked again too.
+      let status = 202, data = null;
       const deadline = performance.now() + 90000;
-      while (status === 202 && performance.now() < deadline) {
-        // Asking to complete again is safe: it returns the stored result once there is one,
-        // and resumes a decision a restarted server left unfinished.
-        await new Promise((r) => setTimeout(r, 1000));
-        ({ status, data } = await api("POST", "/sessions/" + id + "/complete", token));
+      for (let first = true; status === 202 && performance.now() < deadline; first = false) {
+        if (!first) await sleep(1000);
+        try {
+          ({ status, data } = await api("POST", "/sessions/" + id + "/complete", token));
+        } catch (err) {
+          if (!transient(err)) throw err;
+        }
       }
-      if (!data.result) throw new Error("The result is taking longer than expected. Please try again later.");
+      if (!data || !data.result) throw new Error("The result is taking longer than expected. Please try again later.");
       showResult(data.result);
     } catch (err) {
       fail(err);
@@ -277,6 +311,7 @@
     stopCamera();
     show("intro");
     const msg = err.code === "session_expired" ? "The check took too long and expired. Please start again."
+      : !err.status ? "The connection to the service was lost. Check your connection, then start again."
       : err.message || "Something went wrong. Please try again.";
     showError(msg);
   }

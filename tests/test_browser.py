@@ -104,3 +104,50 @@ def test_print_attack_does_not_pass_through_the_page(server, shared_data, tmp_pa
     with closing(sqlite3.connect(srv.env["KYC_DATABASE"])) as db:
         last = db.execute("SELECT decision FROM sessions ORDER BY created_at DESC LIMIT 1").fetchone()
     assert last[0] == decision
+
+
+def test_the_page_rides_out_a_server_restart_mid_capture(shared_data, tmp_path):
+    """The server is killed while the page uploads and started again: the page sends the
+    frames it could not deliver once the server answers, and the session still passes."""
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("KYC_", "AWS_", "ANTHROPIC_"))},
+           "KYC_PORT": str(free_port()), "KYC_DATABASE": str(tmp_path / "kyc.sqlite3"),
+           "KYC_FRAME_DIR": str(tmp_path / "frames"), "KYC_FIXED_CHALLENGE": "turn_left:1.8,open_mouth:2.1",
+           "KYC_LEAD_IN_S": "0.3", "KYC_TAIL_S": "0.2"}
+    srv = Server(env, tmp_path / "server.log")
+    srv.start()
+    camera = to_y4m(shared_data / "clips/live/lp_d3.mp4", 7.3, 4.6, tmp_path / "live.y4m")
+
+    def stored_frames() -> int:
+        with closing(sqlite3.connect(env["KYC_DATABASE"])) as db:
+            return db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+
+    try:
+        with sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
+                args=FLAGS + [f"--use-file-for-fake-video-capture={camera}"])
+            try:
+                page = ctx.pages[0] if ctx.pages else ctx.new_page()
+                page.goto(srv.base + "/")
+                page.click("#start")
+                deadline = time.monotonic() + 30
+                while stored_frames() < 4 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                before = stored_frames()
+                assert before >= 4
+                srv.kill()
+                srv.start()  # a few seconds without a server: the page keeps grabbing and waits
+                page.wait_for_selector("#result[data-decision], #error:not([hidden])", state="attached",
+                                       timeout=120_000)
+                assert page.is_hidden("#error"), page.text_content("#error")
+                decision = page.get_attribute("#result", "data-decision")
+            finally:
+                ctx.close()
+        assert decision == "pass"
+        assert stored_frames() >= 25 > before  # the frames of the outage arrived after it
+    finally:
+        srv.kill()
