@@ -297,7 +297,12 @@
     stopCamera();
     const el = $("result");
     const titles = { pass: "Verified", fail: "Not verified", retry: "Please try again", review: "Under review" };
-    el.textContent = (titles[result.guidance] || "Done") + ". " + result.message;
+    el.textContent = "";
+    const title = document.createElement("strong");
+    title.textContent = titles[result.guidance] || "Done";
+    const message = document.createElement("span");
+    message.textContent = result.message;
+    el.append(title, message);
     el.setAttribute("data-decision", result.decision);
     el.setAttribute("data-guidance", result.guidance);
     $("note").textContent = result.note || "";

@@ -16,8 +16,9 @@ from typing import Any, Iterable
 RETRYABLE = frozenset({"LOW_QUALITY", "ACTION_UNCLEAR", "NO_FACE", "MULTIPLE_FACES"})
 
 MESSAGES = {
-    "pass": "Thank you, you are verified.",
-    "fail": "We could not verify you. If you believe this is a mistake, please contact support.",
+    "pass": "Thank you: your check is complete.",
+    "fail": "We could not confirm that a live person took this check. If you believe this is a mistake, "
+            "please contact support.",
     "retry": "We could not see every step clearly. Please try again: face the light, keep your face "
              "inside the oval and follow each instruction while it is shown.",
     "review": "Thank you. A member of our team will review your check and get back to you.",
