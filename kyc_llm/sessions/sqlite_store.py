@@ -291,8 +291,12 @@ class SQLiteStore:
         return alert_id
 
     def list_alerts(self, *, severity: str | None = None, acknowledged: bool | None = None,
-                    session_id: str | None = None, limit: int = 100) -> list[AlertRecord]:
+                    session_id: str | None = None, cause: str | None = None,
+                    limit: int = 100) -> list[AlertRecord]:
         clauses, args = [], []
+        if cause is not None:
+            clauses.append("cause = ?")
+            args.append(cause)
         if severity is not None:
             clauses.append("severity = ?")
             args.append(severity)

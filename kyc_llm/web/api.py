@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
@@ -12,6 +13,7 @@ from . import services
 from .openapi import openapi_document
 from .requests import bearer_token, frame_uploads, json_body
 
+log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
 PREFIX = "/api/v1"
 
@@ -85,6 +87,7 @@ def healthz() -> tuple[Response, int]:
         svc.sessions.store.ping()
         db = "ok"
     except Exception:  # any storage failure means "not ready"; details go to the log
+        log.exception("healthz: the database does not answer")
         db = "unavailable"
     body = {"status": "ok" if db == "ok" else "degraded", "database": db,
             "llm_mode": "offline" if svc.workflow.offline else "live"}
