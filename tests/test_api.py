@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -123,6 +124,9 @@ BAD_UPLOADS = [
     ("wrong content type", dict(data=b"hello", content_type="text/plain"), 415, "unsupported_media_type"),
     ("no content type", dict(data=b"hello"), 415, "unsupported_media_type"),
     ("body not an object", dict(json=[1, 2]), 400, "bad_request"),
+    ("body is null", dict(data=b"null", content_type="application/json"), 400, "bad_request"),
+    ("multipart without its boundary", dict(data=b"--x\r\nContent-Disposition: form-data; name=seq\r\n\r\n0\r\n--x--\r\n",
+                                            content_type="multipart/form-data"), 400, "bad_request"),
     ("frames not a list", dict(json={"frames": "x"}), 400, "bad_request"),
     ("empty frames", dict(json={"frames": []}), 400, "no_frames"),
     ("unknown top field", dict(json={"frames": [], "x": 1}), 400, "bad_request"),
@@ -169,6 +173,12 @@ def test_tiny_grayscale_and_truncated_images_are_refused(app, client, clock):
     Image.new("RGB", (8, 8)).save(buf, format="JPEG")
     assert_error(api.post_frames([(0, 0.0, buf.getvalue())]), 400, "bad_frame")
     assert_error(api.post_frames([(0, 0.0, noise_jpeg(1)[:200])]), 400, "bad_frame")
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="PNG")
+    tiny_patch = {0: {"image": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), "x": 0, "y": 0}}
+    r = api.post_frames([(0, 0.0, noise_jpeg(1))], tiny_patch)
+    assert_error(r, 400, "bad_frame")
+    assert r.get_json()["error"]["message"].startswith("frame 0, texture patch: ")  # the patch, not the frame
     assert db_rows(app, "SELECT COUNT(*) AS n FROM frames")[0]["n"] == 0
 
 

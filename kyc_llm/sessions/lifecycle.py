@@ -139,11 +139,14 @@ class SessionService:
         for up in uploads:
             try:
                 full = load_frame_unscaled(up.data)
-                patch = load_patch(up.patch, up.patch_x, up.patch_y) if up.patch is not None else None
-                if patch is not None and not patch.fits(full.shape[1], full.shape[0]):
-                    raise FrameError("the texture patch lies outside its frame")
             except FrameError as exc:
                 raise FrameError(f"frame {up.seq}: {exc.message}") from None
+            try:
+                patch = load_patch(up.patch, up.patch_x, up.patch_y) if up.patch is not None else None
+                if patch is not None and not patch.fits(full.shape[1], full.shape[0]):
+                    raise FrameError("it lies outside its frame")
+            except FrameError as exc:
+                raise FrameError(f"frame {up.seq}, texture patch: {exc.message}") from None
             images.append(full)
             patches.append(patch)
         steps = self._steps(session.id)

@@ -71,17 +71,17 @@ def decode_data_url(url: str) -> bytes:
     Raises ``FrameError`` for another media type, a missing prefix or bad base64.
     """
     if not isinstance(url, str):
-        raise FrameError("frame must be a data URL string")
+        raise FrameError("image must be a data URL string")
     match = _DATA_URL.match(url)
     if not match:
-        raise FrameError("frame must be a data URL of type image/jpeg or image/png")
+        raise FrameError("image must be a data URL of type image/jpeg or image/png")
     payload = url[match.end():]
     if len(payload) > MAX_BYTES * 4 // 3 + 4:
-        raise FrameError(f"frame is larger than {MAX_BYTES} bytes")
+        raise FrameError(f"image is larger than {MAX_BYTES} bytes")
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise FrameError("frame data URL is not valid base64") from None
+        raise FrameError("image data URL is not valid base64") from None
 
 
 def read_header(data: bytes, allow_alpha: bool = False) -> Header:
@@ -93,7 +93,7 @@ def read_header(data: bytes, allow_alpha: bool = False) -> Header:
     elif data.startswith(_PNG_SIGNATURE):
         header = _png_header(data, allow_alpha)
     else:
-        raise FrameError("frame is not a decodable JPEG or PNG image")
+        raise FrameError("image is not a decodable JPEG or PNG image")
     check_dimensions(header.width, header.height)
     return header
 
@@ -102,7 +102,7 @@ def _jpeg_header(data: bytes) -> Header:
     i, n, has_exif = 2, len(data), False
     while i + 4 <= n:
         if data[i] != 0xFF:
-            raise FrameError("frame is not a decodable JPEG image (corrupt marker)")
+            raise FrameError("image is not a decodable JPEG image (corrupt marker)")
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
@@ -114,40 +114,40 @@ def _jpeg_header(data: bytes) -> Header:
             break  # end of image or start of scan before any frame header
         length = int.from_bytes(data[i + 2:i + 4], "big")
         if length < 2 or i + 2 + length > n:
-            raise FrameError("frame is not a decodable JPEG image (truncated header)")
+            raise FrameError("image is not a decodable JPEG image (truncated header)")
         if marker == 0xE1 and data[i + 4:i + 10] == b"Exif\x00\x00":
             has_exif = True
         if marker in _SOF_MARKERS:
             if marker not in _SEQUENTIAL:
                 raise FrameError("progressive, lossless or arithmetic-coded JPEG is not accepted (baseline only)")
             if length < 8:
-                raise FrameError("frame is not a decodable JPEG image (short frame header)")
+                raise FrameError("image is not a decodable JPEG image (short frame header)")
             precision, components = data[i + 4], data[i + 9]
             height = int.from_bytes(data[i + 5:i + 7], "big")
             width = int.from_bytes(data[i + 7:i + 9], "big")
             if precision != 8:
-                raise FrameError("frame must be an 8-bit JPEG")
+                raise FrameError("image must be an 8-bit JPEG")
             if components != 3:
-                raise FrameError(f"frame must be 3-channel colour, got {components} channel(s)")
+                raise FrameError(f"image must be 3-channel colour, got {components} channel(s)")
             # A baseline colour JPEG has one to three scans; more is a crafted file.
             if data.count(b"\xff\xda") > components:
-                raise FrameError("frame is not a decodable JPEG image (too many scans)")
+                raise FrameError("image is not a decodable JPEG image (too many scans)")
             return Header("JPEG", width, height, has_exif)
         i += 2 + length
-    raise FrameError("frame is not a decodable JPEG image (no frame header)")
+    raise FrameError("image is not a decodable JPEG image (no frame header)")
 
 
 def _png_header(data: bytes, allow_alpha: bool = False) -> Header:
     if len(data) < 33 or data[12:16] != b"IHDR":
-        raise FrameError("frame is not a decodable PNG image (no IHDR)")
+        raise FrameError("image is not a decodable PNG image (no IHDR)")
     width = int.from_bytes(data[16:20], "big")
     height = int.from_bytes(data[20:24], "big")
     bit_depth, colour_type = data[24], data[25]
     if colour_type != 2 and not (allow_alpha and colour_type == 6):  # 0 grey, 3 palette, 4 grey+alpha, 6 RGBA
         kinds = {0: "greyscale", 3: "palette", 4: "greyscale with alpha", 6: "RGBA"}
-        raise FrameError(f"frame must be 3-channel colour, got {kinds.get(colour_type, 'an unknown')} PNG")
+        raise FrameError(f"image must be 3-channel colour, got {kinds.get(colour_type, 'an unknown')} PNG")
     if bit_depth != 8:
-        raise FrameError(f"frame must be 8-bit, got a {bit_depth}-bit PNG")
+        raise FrameError(f"image must be 8-bit, got a {bit_depth}-bit PNG")
     return Header("PNG", width, height)
 
 
@@ -161,24 +161,24 @@ def decode_image(data: bytes, allow_alpha: bool = False) -> np.ndarray:
     canvas writes), its alpha dropped.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise FrameError("frame must be bytes")
+        raise FrameError("image must be bytes")
     data = bytes(data)  # a memoryview of wider items would count elements, not bytes
     if len(data) == 0:
-        raise FrameError("frame is empty")
+        raise FrameError("image is empty")
     if len(data) > MAX_BYTES:
-        raise FrameError(f"frame is larger than {MAX_BYTES} bytes")
+        raise FrameError(f"image is larger than {MAX_BYTES} bytes")
     header = read_header(data, allow_alpha)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise FrameError(f"frame is not a decodable {header.format} image (truncated or corrupt)")
+        raise FrameError(f"image is not a decodable {header.format} image (truncated or corrupt)")
     if allow_alpha and image.ndim == 3 and image.shape[2] == 4 and image.dtype == np.uint8:
         if not (image[..., 3] == 255).all():
             raise FrameError("an image with transparency is not accepted: it must be opaque")
         image = np.ascontiguousarray(image[..., :3])
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise FrameError("frame must be 8-bit 3-channel colour")
+        raise FrameError("image must be 8-bit 3-channel colour")
     if image.shape[:2] != (header.height, header.width):
-        raise FrameError("frame size does not match its header")
+        raise FrameError("image size does not match its header")
     return _apply_exif_orientation(image, data) if header.has_exif else image
 
 
@@ -230,11 +230,11 @@ def check_array(image: np.ndarray) -> np.ndarray:
     Returns it contiguous. Raises ``FrameError`` for a wrong dtype, channel count or size.
     """
     if not isinstance(image, np.ndarray):
-        raise FrameError("frame must be a numpy array")
+        raise FrameError("image must be a numpy array")
     if image.dtype != np.uint8:
-        raise FrameError(f"frame must be uint8, got {image.dtype}")
+        raise FrameError(f"image must be uint8, got {image.dtype}")
     if image.ndim != 3 or image.shape[2] != 3:
-        raise FrameError(f"frame must be (h, w, 3) colour, got shape {image.shape}")
+        raise FrameError(f"image must be (h, w, 3) colour, got shape {image.shape}")
     check_dimensions(image.shape[1], image.shape[0])
     return np.ascontiguousarray(image)
 
@@ -283,8 +283,8 @@ def load_frame(source: bytes | str | np.ndarray) -> np.ndarray:
 def check_dimensions(width: int, height: int) -> None:
     """Raise ``FrameError`` unless both sides, the pixel count and the aspect are in bounds."""
     if width < MIN_SIDE or height < MIN_SIDE:
-        raise FrameError(f"frame is {width}x{height}; each side must be at least {MIN_SIDE} px")
+        raise FrameError(f"image is {width}x{height}; each side must be at least {MIN_SIDE} px")
     if width * height > MAX_PIXELS:
-        raise FrameError(f"frame is {width}x{height}; at most {MAX_PIXELS} pixels are accepted")
+        raise FrameError(f"image is {width}x{height}; at most {MAX_PIXELS} pixels are accepted")
     if max(width, height) > MAX_ASPECT * min(width, height):
-        raise FrameError(f"frame is {width}x{height}; its sides may differ by at most {MAX_ASPECT:g}x")
+        raise FrameError(f"image is {width}x{height}; its sides may differ by at most {MAX_ASPECT:g}x")

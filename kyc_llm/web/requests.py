@@ -32,6 +32,8 @@ def json_body(optional: bool = False) -> dict[str, Any]:
     except RecursionError:  # nesting deeper than the parser's stack: not a frame batch
         data = None
     if data is None:
+        if request.get_data(cache=True).strip() == b"null":  # valid JSON, the wrong value
+            raise BadRequest("the JSON body must be an object")
         raise MalformedJSON("the body is not valid JSON")
     if not isinstance(data, dict):
         raise BadRequest("the JSON body must be an object")
@@ -66,6 +68,9 @@ def frame_uploads() -> list[Upload]:
 
 def _multipart() -> list[Upload]:
     files = request.files.getlist("frame")
+    if not files and not request.files and not request.form and request.content_length:
+        # werkzeug reads a body without its boundary, or a broken one, as no parts at all
+        raise BadRequest("the multipart body could not be read: check its boundary and part headers")
     if not files:
         raise BadRequest("no file in field 'frame'", code="no_frames")
     seqs = request.form.getlist("seq")
