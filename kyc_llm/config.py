@@ -22,6 +22,10 @@ RETENTION_MODES = ("review", "none", "all")
 FRAME_STORES = ("local", "s3")
 # Environment variables handed to the LLM layer as they are (LLMSettings.from_env reads them).
 LLM_ENV_PREFIXES = ("KYC_LLM_", "AWS_", "ANTHROPIC_", "BEDROCK_")
+# KYC_* variables read outside ``Config``: by gunicorn.conf.py and its worker class, and by
+# the load test's app. The KYC_LLM_* ones belong to the LLM layer, which checks its own.
+PROCESS_ENV = frozenset({"KYC_WORKERS", "KYC_THREADS", "KYC_CLIENT_TIMEOUT_S", "KYC_KEEPALIVE",
+                         "KYC_ACCESS_LOG", "KYC_LOG_LEVEL", "KYC_LOADTEST_LLM_DELAY_S"})
 # A /complete request waits at most this long for the decision (then answers 202): below
 # gunicorn's 60 s worker timeout (gunicorn.conf.py), with room for the rest of the request.
 MAX_DECISION_TIMEOUT_S = 45.0
@@ -93,9 +97,12 @@ class Config:
         """Defaults, then ``environ`` (default ``os.environ``), then ``overrides``.
 
         Returns a validated Config. Raises ``ConfigError`` naming the variable or key that is
-        malformed, unknown (overrides only) or out of range.
+        malformed, unknown (a ``KYC_*`` variable no part of the service reads) or out of range.
         """
         environ = os.environ if environ is None else environ
+        names = {"KYC_" + f.name.upper() for f in fields(cls) if f.name != "llm_env"}
+        ConfigError.check_known((k for k in environ if k.startswith("KYC_") and not k.startswith("KYC_LLM_")),
+                                names | PROCESS_ENV)
         values: dict[str, Any] = {}
         for f in fields(cls):
             if f.name == "llm_env":

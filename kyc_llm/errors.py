@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
 
 class KycError(Exception):
     """Base of every error this package raises on purpose.
@@ -43,3 +46,16 @@ class ConfigError(KycError, ValueError):
     """Configuration or a thresholds file is missing, malformed or out of range."""
 
     code = "bad_config"
+
+    @classmethod
+    def check_known(cls, names: Iterable[str], known: Iterable[str]) -> None:
+        """Raise for any of ``names`` not in ``known``, suggesting the nearest known name: a
+        misspelt variable (KYC_REQUIRE_LLMS=1) must not leave its setting at the default."""
+        known = sorted(known)
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            hints = []
+            for name in unknown:
+                close = difflib.get_close_matches(name, known, n=1)
+                hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+            raise cls(f"unknown setting(s): {', '.join(hints)}")

@@ -88,6 +88,10 @@ def test_fixed_challenge_is_refused_in_production(app_config):
     ({"KYC_CLOCK_TOLERANCE_S": "-0.5"}, "KYC_CLOCK_TOLERANCE_S must be zero or more"),
     ({"KYC_REVIEW_RETENTION_DAYS": "-1"}, "KYC_REVIEW_RETENTION_DAYS must be zero or more"),
     ({"KYC_MIN_JUDGE_CONFIDENCE": "1.5"}, "KYC_MIN_JUDGE_CONFIDENCE must be between 0 and 1"),
+    # a misspelt variable must not leave its setting at the default
+    ({"KYC_OPERATOR_KEY": "x" * 20}, r"unknown setting\(s\): KYC_OPERATOR_KEY \(did you mean KYC_OPERATOR_API_KEY\?\)"),
+    ({"KYC_REQUIRE_LLMS": "1"}, "did you mean KYC_REQUIRE_LLM"),
+    ({"KYC_LLM_MAX_ATEMPTS": "2"}, "did you mean KYC_LLM_MAX_ATTEMPTS"),
 ])
 def test_bad_environment_stops_the_start(tmp_path, env, match):
     base = {"KYC_DATABASE": str(tmp_path / "db.sqlite3"), "KYC_FRAME_DIR": str(tmp_path / "f")}

@@ -87,6 +87,9 @@ class LLMSettings:
         variable for an unknown provider, a non-number, or a value out of range, and when the
         explicitly chosen provider lacks its credentials (an API key for ``anthropic``).
         """
+        given = env
+        env = _Asked(env)  # every KYC_LLM_* given must be one this method reads (checked last)
+
         def text(name: str, default: str | None = None) -> str | None:
             value = env.get(name, "").strip()
             return value or default
@@ -109,7 +112,7 @@ class LLMSettings:
         retry_max = _number(env, "KYC_LLM_RETRY_MAX_S", float, 4.0, 0.0, 60.0)
         if retry_max < retry_initial:
             raise ConfigError("KYC_LLM_RETRY_MAX_S must be >= KYC_LLM_RETRY_INITIAL_S")
-        return cls(
+        settings = cls(
             provider=provider,
             bedrock_model_id=text("KYC_LLM_BEDROCK_MODEL_ID", DEFAULT_BEDROCK_MODEL) or "",
             aws_region=text("KYC_LLM_AWS_REGION")
@@ -141,6 +144,30 @@ class LLMSettings:
             language=language,
             prompts_dir=Path(text("KYC_LLM_PROMPTS_DIR") or DEFAULT_PROMPTS_DIR),
         )
+        ConfigError.check_known((k for k in given if k.startswith("KYC_LLM_")), env.asked)
+        return settings
+
+
+class _Asked(Mapping[str, str]):
+    """A read-only view of an environment that remembers which names were asked for."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self.asked: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.asked.add(name)
+        return self._env[name]
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.asked.add(name)
+        return self._env.get(name, default)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
 
 
 def _number(
