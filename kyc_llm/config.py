@@ -154,8 +154,9 @@ class Config:
         if self.decision_timeout_s > MAX_DECISION_TIMEOUT_S:
             raise ConfigError(f"KYC_DECISION_TIMEOUT_S must be at most {MAX_DECISION_TIMEOUT_S:g} s: "
                               "gunicorn replaces a worker whose request runs past 60 s")
-        if not 0.1 <= self.jpeg_quality <= 1.0:
-            raise ConfigError("KYC_JPEG_QUALITY must be between 0.1 and 1")
+        # The screen cue and the patch check (thresholds.toml) are calibrated at 0.7-1.
+        if not 0.7 <= self.jpeg_quality <= 1.0:
+            raise ConfigError("KYC_JPEG_QUALITY must be between 0.7 and 1")
         if self.session_ttl_s < self.capture_s:
             raise ConfigError("KYC_SESSION_TTL_S is shorter than the capture itself")
         if self.operator_api_key is not None and len(self.operator_api_key) < 16:

@@ -36,6 +36,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "ACTION_UNCLEAR": ("review", "an action could not be verified with confidence"),
     "LOW_QUALITY": ("review", "too many frames were dark, blurred, small or off-centre"),
     "SCREEN_UNCHECKED": ("review", "too few lossless texture patches to check for a screen"),
+    "PATCH_MISMATCH": ("review", "a lossless texture patch did not match its frame (a tampered upload)"),
     "SIGNAL_BORDERLINE": ("review", "an attack signal is borderline"),
     "LLM_DISAGREES": ("review", "the LLM judge and the vision checks disagree"),
     "LLM_UNSURE": ("review", "the LLM judge was not confident in its verdict"),
@@ -122,6 +123,8 @@ def vision_reasons(ev: VisionEvidence, th: Thresholds) -> tuple[list[str], dict[
                 details.setdefault("borderline_signals", []).append(name)
         if ev.quality.get("low_quality_share", 0.0) > q.max_low_quality_share:
             reasons.append("LOW_QUALITY")
+    if ev.patch_mismatches:  # only a client other than the page sends such a patch
+        reasons.append("PATCH_MISMATCH")
     return _unique(reasons), details
 
 

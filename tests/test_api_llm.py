@@ -213,3 +213,23 @@ def test_the_sweep_finishes_a_decision_whose_decider_died(judged, clock, shared_
                          "ORDER BY id", api.id)
     assert [(a["actor"], a["event"]) for a in audit] == [
         ("client", "decision_started"), ("system", "decision_started"), ("system", "decided")]
+
+
+def test_patches_that_do_not_match_their_frames_send_the_session_to_review(client, app, clock, shared_data):
+    """A client other than the page sending smoothed patches (to hide a screen's pixel grid)."""
+    from dataclasses import replace
+
+    import cv2
+
+    from test_api_support import clip_frames
+
+    frames = tuple(replace(f, bgr=cv2.GaussianBlur(f.bgr, (0, 0), 1.0)) for f in clip_frames(live_spec(shared_data)))
+    api = Api(client, clock)
+    api.upload_clip(frames, batch=4)  # each JPEG is the clip's own; each patch is cut from a smoothed copy
+    result = api.complete().get_json()["result"]
+    assert result["decision"] == "review" and result["guidance"] == "review"
+    decision = db_rows(app, "SELECT reasons, evidence FROM decisions")[0]
+    assert "PATCH_MISMATCH" in json.loads(decision["reasons"])
+    assert json.loads(decision["evidence"])["patch_mismatches"] > 0
+    alerts = [(a["severity"], a["cause"]) for a in db_rows(app, "SELECT severity, cause FROM alerts")]
+    assert ("high", "tampered_upload") in alerts

@@ -53,3 +53,33 @@ def test_upload_centres_the_next_patch_on_the_reported_nose(shared_data) -> None
     assert first.nose is not None
     assert not first.texture.lossless  # the first patch, at the frame centre, misses the nose
     assert second.texture.lossless  # the next one is centred on the nose the server reported
+
+
+def test_a_patch_must_show_its_own_frame(shared_data) -> None:
+    """The page's patch matches the JPEG it came with; a patch from another moment, or a
+    smoothed one (which would hide a screen's pixel grid), does not, and the analyzer then
+    ignores it and marks the frame."""
+    from test_api_support import clip_frames, live_spec
+
+    from kyc_llm.upload import patch_png
+    from kyc_llm.vision.intake import load_frame_unscaled, load_patch
+
+    th = load_thresholds().attacks
+    frames = clip_frames(live_spec(shared_data))
+    limits = (th.patch_max_difference, th.patch_min_detail)
+    for i in range(0, len(frames) - 8, 4):
+        jpeg_pixels = load_frame_unscaled(frames[i].jpeg)
+        nose = (jpeg_pixels.shape[1] / 2, jpeg_pixels.shape[0] / 2)
+        honest = load_patch(*patch_png(frames[i].bgr, nose))
+        assert honest.matches(jpeg_pixels, *limits)
+        later = load_patch(*patch_png(frames[i + 8].bgr, nose))
+        smoothed = load_patch(*patch_png(cv2.GaussianBlur(frames[i].bgr, (0, 0), 0.8), nose))
+        assert not smoothed.matches(jpeg_pixels, *limits)
+        if np.abs(frames[i + 8].bgr.astype(int) - frames[i].bgr).mean() > 8:  # the face moved
+            assert not later.matches(jpeg_pixels, *limits)
+    smoothed = load_patch(*patch_png(cv2.GaussianBlur(frames[0].bgr, (0, 0), 0.8), None))
+    with FaceMesh() as mesh:
+        analyzer = SessionAnalyzer(mesh, load_thresholds())
+        obs = analyzer.add(frames[0].jpeg, 0.0, smoothed)
+        assert obs.patch_mismatch and not obs.texture.lossless
+        assert analyzer.add(frames[1].jpeg, 0.125, None).patch_mismatch is False

@@ -17,6 +17,7 @@ SEVERITY = {
     "llm_spoof_suspected": "high",
     "client_locked_out": "high",
     "replayed_frame": "high",
+    "tampered_upload": "high",
     "decision_error": "high",
     "frames_unavailable": "high",
     "llm_disagreement": "medium",
@@ -52,6 +53,8 @@ def decision_alerts(session_id: str, client_key: str, decision: str, guidance: s
     attack = reasons & ATTACK_REASONS
     if attack:
         out.append(alert("presentation_attack", f"{decision}: {', '.join(sorted(attack))}", at, **kw))
+    if "PATCH_MISMATCH" in reasons:
+        out.append(alert("tampered_upload", "a texture patch did not match its frame", at, **kw))
     if "LLM_SPOOF_SUSPECTED" in reasons:
         out.append(alert("llm_spoof_suspected", "the LLM judge saw signs of a spoof", at, **kw))
     if any("DISAGREE" in r for r in reasons):

@@ -64,6 +64,7 @@ class VisionEvidence:
     actions: list[ActionEvidence]
     signals: dict[str, Signal]
     quality: dict[str, float]
+    patch_mismatches: int = 0  # frames whose lossless patch did not match them (a tampered upload)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,4 +75,5 @@ class VisionEvidence:
             "actions": [a.as_dict() for a in self.actions],
             "signals": {k: s.as_dict() for k, s in self.signals.items()},
             "quality": dict(self.quality),
+            "patch_mismatches": self.patch_mismatches,
         }

@@ -56,6 +56,22 @@ class Patch:
         h, w = self.pixels.shape[:2]
         return self.x + w <= width and self.y + h <= height
 
+    def matches(self, frame: np.ndarray, max_difference: float, min_detail: float) -> bool:
+        """Whether the patch shows what ``frame`` (the decoded JPEG, same pixel grid) shows at
+        its place: the same picture at quarter size (JPEG's losses average out there), and at
+        least ``min_detail`` times the frame's fine detail there (JPEG only removes detail,
+        so a smoothed patch has less than its own frame)."""
+        h, w = self.pixels.shape[:2]
+        region = frame[self.y:self.y + h, self.x:self.x + w]
+        small = (max(w // 4, 1), max(h // 4, 1))
+        a = cv2.resize(self.pixels, small, interpolation=cv2.INTER_AREA).astype(np.float32)
+        b = cv2.resize(region, small, interpolation=cv2.INTER_AREA).astype(np.float32)
+        if float(np.abs(a - b).mean()) > max_difference:
+            return False
+        detail = [cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.CV_32F).var()
+                  for img in (self.pixels, region)]
+        return float(detail[0]) >= min_detail * float(detail[1])
+
 
 @dataclass(frozen=True)
 class Header:

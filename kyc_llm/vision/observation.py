@@ -38,6 +38,7 @@ class FrameObservation:
     face_height: float | None = None
     quality: quality.Quality | None = None
     texture: texture.Texture | None = None
+    patch_mismatch: bool = False  # a lossless patch came with the frame and did not match it
 
     @property
     def has_face(self) -> bool:

@@ -41,11 +41,17 @@ class SessionAnalyzer:
         full = load_frame_unscaled(source)
         if patch is not None and not patch.fits(full.shape[1], full.shape[0]):
             raise FrameError("the texture patch lies outside its frame")
+        mismatch = False
+        if patch is not None:
+            a = self.thresholds.attacks
+            if not patch.matches(full, a.patch_max_difference, a.patch_min_detail):
+                patch, mismatch = None, True  # not this frame's pixels: no texture evidence from it
         bgr = normalise_for_analysis(full)
         if bgr is not full:
             patch = None  # analysed at another scale: the patch's pixel grid no longer matches
         obs = observe(bgr, t, self._mesh.process(bgr), patch)
         obs.scale = bgr.shape[1] / full.shape[1]
+        obs.patch_mismatch = mismatch
         self.observations.append(obs)
         return obs
 
@@ -69,6 +75,7 @@ def build_evidence(obs: Sequence[FrameObservation], challenge: Sequence[Step], t
         actions=verify_actions(obs, challenge, th.actions),
         signals=all_signals(obs, th.attacks, blink_times(obs, th.actions)),
         quality=_quality_summary(one_face, th.quality),
+        patch_mismatches=sum(1 for o in obs if o.patch_mismatch),
     )
 
 

@@ -50,6 +50,8 @@ class AttackThresholds:
     screen_peak_live: float
     screen_peak_attack: float
     screen_luma_offset: float
+    patch_max_difference: float
+    patch_min_detail: float
     print_chroma_live: float
     print_chroma_flat: float
     still_motion: float
