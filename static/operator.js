@@ -46,10 +46,13 @@
     $("login").hidden = false;
   }
 
+  const PAGE = 50;
+  let offset = 0;  // sessions are listed newest first, a page at a time
+
   async function refresh() {
     showError("");
     try {
-      const q = new URLSearchParams();
+      const q = new URLSearchParams({ limit: String(PAGE), offset: String(offset) });
       if ($("f-decision").value) q.set("decision", $("f-decision").value);
       if ($("f-status").value) q.set("status", $("f-status").value);
       const [stats, alerts, sessions] = await Promise.all([
@@ -68,10 +71,15 @@
     const parts = [["Sessions", s.sessions], ["Pass rate", s.pass_rate === null ? "-" : Math.round(s.pass_rate * 100) + "%"],
       ["Review rate", s.review_rate === null ? "-" : Math.round(s.review_rate * 100) + "%"],
       ["Decision p50 / p95 (ms)", (s.decision_ms_p50 ?? "-") + " / " + (s.decision_ms_p95 ?? "-")],
-      ["By decision", JSON.stringify(s.by_decision)], ["Top reasons", JSON.stringify(s.reasons)]];
+      ["By decision", counts(s.by_decision)], ["Top reasons", counts(s.reasons)]];
     const dl = el("dl");
     for (const [k, v] of parts) { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v)); }
     $("stats").replaceChildren(dl);
+  }
+
+  function counts(byName) {  // {"fail": 5, "pass": 3} -> "fail 5 · pass 3"
+    const entries = Object.entries(byName || {});
+    return entries.length ? entries.map(([k, n]) => k + " " + n).join(" · ") : "none yet";
   }
 
   function renderAlerts(alerts) {
@@ -96,6 +104,9 @@
   function renderSessions(sessions) {
     const body = $("sessions");
     body.replaceChildren();
+    $("page").textContent = sessions.length ? "Sessions " + (offset + 1) + "-" + (offset + sessions.length) : "No sessions";
+    $("newer").disabled = offset === 0;
+    $("older").disabled = sessions.length < PAGE;
     for (const s of sessions) {
       const tr = el("tr", null, { class: "clickable", tabindex: "0" });
       const dec = el("td");
@@ -121,8 +132,8 @@
         dec.appendChild(el("p")).appendChild(el("span", d.decision.decision, { class: "badge " + d.decision.decision }));
         dec.appendChild(el("p", "User was told: " + d.decision.guidance));
         dec.appendChild(el("p", "Reasons: " + (d.decision.reasons.join(", ") || "none")));
-        dec.appendChild(el("p", d.decision.rationale));
-        dec.appendChild(el("p", d.decision.llm_used ? "LLM judge took part" : "Decided without the LLM judge"));
+        dec.appendChild(el("p", d.decision.rationale));  // it says when the LLM judge took no part
+        if (d.decision.llm_used) dec.appendChild(el("p", "The LLM judge took part."));
       } else {
         dec.appendChild(el("p", "Not decided (" + d.session.status + ")"));
       }
@@ -185,8 +196,11 @@
     if (!j) box.appendChild(el("p", "No LLM judgment for this session (offline or not asked)."));
     else box.appendChild(el("pre", JSON.stringify(j, null, 2)));
     for (const c of d.llm_calls) {
+      // Template hashes shortened to 12 characters (the full ones are in the API's answer).
+      const templates = Object.entries(c.template_hashes || {}).map(([name, h]) => name + " " + h.slice(0, 12));
       box.appendChild(el("p", c.kind + ": " + c.outcome + " · model " + (c.model || "-") + " · templates " +
-        JSON.stringify(c.template_hashes) + " · usage " + JSON.stringify(c.usage)));
+        (templates.join(", ") || "none")));
+      box.appendChild(el("pre", "usage " + JSON.stringify(c.usage, null, 1)));
     }
   }
 
@@ -250,7 +264,10 @@
   });
   $("logout").addEventListener("click", logout);
   $("refresh").addEventListener("click", refresh);
-  $("f-decision").addEventListener("change", refresh);
-  $("f-status").addEventListener("change", refresh);
+  const firstPage = () => { offset = 0; refresh(); };
+  $("f-decision").addEventListener("change", firstPage);
+  $("f-status").addEventListener("change", firstPage);
+  $("newer").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); refresh(); });
+  $("older").addEventListener("click", () => { offset += PAGE; refresh(); });
   if (key()) refresh();
 })();

@@ -147,7 +147,87 @@ def test_the_page_rides_out_a_server_restart_mid_capture(shared_data, tmp_path):
                 decision = page.get_attribute("#result", "data-decision")
             finally:
                 ctx.close()
-        assert decision == "pass"
         assert stored_frames() >= 25 > before  # the frames of the outage arrived after it
+        with closing(sqlite3.connect(env["KYC_DATABASE"])) as db:
+            reasons = json.loads(db.execute("SELECT reasons FROM decisions").fetchone()[0])
+        # Every action verified. While the server is down the page has no fresh nose position
+        # to centre its texture patches on, so a long outage can leave too few patches on the
+        # face for the screen check: a review for that reason alone, never a failure.
+        assert (decision, reasons) in (("pass", []), ("review", ["SCREEN_UNCHECKED"])), (decision, reasons)
+    finally:
+        srv.kill()
+
+
+def until(page, expression: str, timeout_s: float = 15.0) -> None:
+    """Wait until a JS expression is true. (Playwright's wait_for_function evaluates a string
+    with eval, which the pages' Content-Security-Policy refuses.)"""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.1)
+
+
+def test_operator_console_shows_a_session_and_acknowledges_its_alert(shared_data, tmp_path):
+    """Sign in with the API key, open a decided session (its timeline drawn, its keyframes
+    loaded), acknowledge the alert a replayed frame raised."""
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    from test_api_support import clip_frames, data_url, live_spec
+    from test_restart import call
+
+    key = "operator-key-for-the-browser-test"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("KYC_", "AWS_", "ANTHROPIC_"))},
+           "KYC_PORT": str(free_port()), "KYC_DATABASE": str(tmp_path / "kyc.sqlite3"),
+           "KYC_FRAME_DIR": str(tmp_path / "frames"), "KYC_FIXED_CHALLENGE": "turn_left:1.8,open_mouth:2.1",
+           "KYC_LEAD_IN_S": "0.3", "KYC_TAIL_S": "0", "KYC_FRAME_RETENTION": "all", "KYC_OPERATOR_API_KEY": key}
+    srv = Server(env, tmp_path / "server.log")
+    srv.start()
+    try:
+        status, s = call(srv.base, "POST", "/api/v1/sessions", {})
+        assert status == 201
+        url, started = f"/api/v1/sessions/{s['id']}/frames", time.monotonic()
+        for i, f in enumerate(clip_frames(live_spec(shared_data))):
+            time.sleep(max(0.0, started + f.t - time.monotonic()))  # the server's clock bounds client time
+            assert call(srv.base, "POST", url, {"frames": [{"seq": i, "t": f.t, "image": data_url(f.jpeg)}]},
+                        s["token"])[0] == 200
+        first = clip_frames(live_spec(shared_data))[0]
+        replay = {"frames": [{"seq": 999, "t": time.monotonic() - started, "image": data_url(first.jpeg)}]}
+        assert call(srv.base, "POST", url, replay, s["token"])[0] == 409  # raises a high alert
+        assert call(srv.base, "POST", f"/api/v1/sessions/{s['id']}/complete", None, s["token"])[0] == 200
+
+        with sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                       headless=True, args=FLAGS)
+            try:
+                page = ctx.pages[0] if ctx.pages else ctx.new_page()
+                page.goto(srv.base + "/operator")
+                page.fill("#apikey", key)
+                page.keyboard.press("Enter")
+                page.wait_for_selector("#sessions tr", timeout=15_000)
+                assert "replayed_frame" in page.inner_text("#alerts")
+                assert s["id"][:12] in page.inner_text("#sessions")
+                page.click("#sessions tr")
+                page.wait_for_selector("#d-keyframes img", timeout=15_000)
+                drawn = page.evaluate("""() => { const c = document.getElementById('plot');
+                    const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                    let n = 0; for (let i = 0; i < px.length; i += 4) if (px[i + 3] && px[i] + px[i + 1] + px[i + 2] < 600) n++;
+                    return n; }""")
+                assert drawn > 2000  # curves, shading and axes, not a blank canvas
+                until(page, "[...document.querySelectorAll('#d-keyframes img')].every(i => i.complete && i.naturalWidth > 0)")
+                assert "performed" in page.inner_text("#d-actions")
+                # No patches were sent, so the session also went to review (SCREEN_UNCHECKED).
+                page.locator("#alerts tr", has_text="replayed_frame").locator("button").click()
+                until(page, "!document.getElementById('alerts').innerText.includes('replayed_frame')")
+                assert "manual_review" in page.inner_text("#alerts")
+                assert page.is_hidden("#error")
+            finally:
+                ctx.close()
+        with closing(sqlite3.connect(env["KYC_DATABASE"])) as db:
+            acked = db.execute("SELECT cause, acknowledged_by FROM alerts WHERE acknowledged_at IS NOT NULL").fetchall()
+        assert acked == [("replayed_frame", "console")]
     finally:
         srv.kill()
