@@ -189,12 +189,13 @@ def test_failures_alerts_and_stats(store):
 
 def test_local_frame_store(tmp_path):
     fs = LocalFrameStore(tmp_path / "frames")
-    key = frame_key("a" * 32, 3)
-    assert key == "a" * 32 + "/000003.jpg"
+    key = frame_key("a" * 32, 3, "3" * 16)
+    assert key == "a" * 32 + "/000003-3333333333333333.jpg"
+    assert frame_key("a" * 32, 3, "e" * 64) != key  # two uploads racing with one seq: two objects
     first = fs.put(key, b"\xff\xd8jpeg")
-    second = fs.put(frame_key("a" * 32, 4), b"x")
-    other = fs.put(frame_key("b" * 32, 0), b"other")
-    assert (first, second) == (key + "@0+6", "a" * 32 + "/000004.jpg@6+1")
+    second = fs.put(frame_key("a" * 32, 4, "4" * 16), b"x")
+    other = fs.put(frame_key("b" * 32, 0, "0" * 16), b"other")
+    assert (first, second) == (key + "@0+6", "a" * 32 + "/000004-4444444444444444.jpg@6+1")
     assert [fs.get(k) for k in (first, second, other)] == [b"\xff\xd8jpeg", b"x", b"other"]
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["a" * 32 + ".frames", "b" * 32 + ".frames"]
     fs.delete_session("a" * 32)
@@ -202,11 +203,13 @@ def test_local_frame_store(tmp_path):
     assert [p.name for p in (tmp_path / "frames").iterdir()] == ["b" * 32 + ".frames"]
     with pytest.raises(FrameStoreError, match="not in the store"):
         fs.get(first)
-    for bad in (key, "../../etc/passwd", "b" * 32 + "/000000.jpg@0+5\n", "b" * 32 + "/000000.jpg@1+9"):
+    for bad in (key, "../../etc/passwd", other + "\n", other.replace("@0+5", "@1+9")):
         with pytest.raises(FrameStoreError):
             fs.get(bad)  # no byte range, a path, a trailing newline, a range past the end
     with pytest.raises(FrameStoreError):
-        frame_key("../x", 1)
+        frame_key("../x", 1, "0" * 16)
+    with pytest.raises(FrameStoreError):
+        frame_key("a" * 32, 1, "not hex digits!!")
     with pytest.raises(FrameStoreError):
         fs.delete_session("..")
 
@@ -215,10 +218,10 @@ def test_local_frame_store_reads_and_deletes_frames_stored_one_file_each(tmp_pat
     """Rows written before session files keep plain keys: their frames are still served and
     the retention policy still deletes them."""
     fs = LocalFrameStore(tmp_path)
-    old = frame_key("d" * 32, 1)
+    old = "d" * 32 + "/000001.jpg"  # the key format before digests
     (tmp_path / ("d" * 32)).mkdir()
     (tmp_path / old).write_bytes(b"old frame")
-    new = fs.put(frame_key("d" * 32, 2), b"new frame")
+    new = fs.put(frame_key("d" * 32, 2, "2" * 16), b"new frame")
     assert (fs.get(old), fs.get(new)) == (b"old frame", b"new frame")
     fs.delete_session("d" * 32)
     assert list(tmp_path.iterdir()) == []
@@ -228,7 +231,7 @@ def test_local_frame_store_reads_and_deletes_frames_stored_one_file_each(tmp_pat
 
 def _put_frames(root: str, seqs: list[int]) -> dict[int, str]:
     fs = LocalFrameStore(root)
-    return {seq: fs.put(frame_key("c" * 32, seq), bytes([seq % 256]) * (1000 + seq)) for seq in seqs}
+    return {seq: fs.put(frame_key("c" * 32, seq, "%016x" % seq), bytes([seq % 256]) * (1000 + seq)) for seq in seqs}
 
 
 def test_local_frame_store_appends_from_many_processes_and_threads(tmp_path):

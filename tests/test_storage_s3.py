@@ -36,16 +36,16 @@ def keys(s3, prefix: str = "") -> list[str]:
 def test_put_get_delete(s3):
     store = S3FrameStore(BUCKET, "frames", region="eu-west-1")
     for seq in range(3):
-        assert store.put(frame_key("a" * 32, seq), b"jpeg-%d" % seq) == frame_key("a" * 32, seq)
-    store.put(frame_key("b" * 32, 0), b"other")
-    assert keys(s3) == [f"frames/{'a' * 32}/00000{i}.jpg" for i in range(3)] + [f"frames/{'b' * 32}/000000.jpg"]
-    head = s3.head_object(Bucket=BUCKET, Key=f"frames/{'a' * 32}/000001.jpg")
+        assert store.put(frame_key("a" * 32, seq, "%016x" % seq), b"jpeg-%d" % seq) == frame_key("a" * 32, seq, "%016x" % seq)
+    store.put(frame_key("b" * 32, 0, "0" * 16), b"other")
+    assert keys(s3) == [f"frames/{'a' * 32}/00000{i}-{i:016x}.jpg" for i in range(3)] + [f"frames/{'b' * 32}/000000-{'0' * 16}.jpg"]
+    head = s3.head_object(Bucket=BUCKET, Key=f"frames/{'a' * 32}/000001-{1:016x}.jpg")
     assert head["ServerSideEncryption"] == "AES256" and head["ContentType"] == "image/jpeg"
-    assert store.get(frame_key("a" * 32, 1)) == b"jpeg-1"
+    assert store.get(frame_key("a" * 32, 1, "%016x" % 1)) == b"jpeg-1"
     store.delete_session("a" * 32)
-    assert keys(s3) == [f"frames/{'b' * 32}/000000.jpg"]
+    assert keys(s3) == [f"frames/{'b' * 32}/000000-{'0' * 16}.jpg"]
     with pytest.raises(FrameStoreError):
-        store.get(frame_key("a" * 32, 1))
+        store.get(frame_key("a" * 32, 1, "%016x" % 1))
     with pytest.raises(FrameStoreError):
         store.put("../escape.jpg", b"x")
 
@@ -53,7 +53,7 @@ def test_put_get_delete(s3):
 def test_missing_bucket_is_a_typed_error(s3):
     store = S3FrameStore("no-such-bucket", region="eu-west-1")
     with pytest.raises(FrameStoreError, match="NoSuchBucket"):
-        store.put(frame_key("a" * 32, 0), b"x")
+        store.put(frame_key("a" * 32, 0, "0" * 16), b"x")
 
 
 def test_the_service_keeps_frames_in_s3_until_the_decision(s3, app_config, clock):

@@ -1,6 +1,8 @@
 """Where frame JPEGs live until the retention policy deletes them: local disk or S3.
 
-A frame is put under the key ``<session_id>/<seq>.jpg``; ``put`` returns the key to read it
+A frame is put under the key ``<session_id>/<seq>-<digest>.jpg`` (the first 16 hex digits of
+its sha256: two uploads racing with the same sequence number write two objects, and the
+database row names the one it analysed); ``put`` returns the key to read it
 back with, which the database row keeps (``frames.stored_key``): the same key on S3, the key
 and a byte range on local disk. The S3 client is created on first use, never at import or
 construction (so a test can start ``moto.mock_aws`` first).
@@ -20,8 +22,10 @@ from ..errors import ConfigError, KycError
 # key could not be written would reach the decision without an image for the judge.
 MAX_SEQ = 999_999
 _SESSION = re.compile(r"[0-9a-f]{32}")
-_KEY = re.compile(r"[0-9a-f]{32}/[0-9]{1,6}\.jpg")
-_LOCAL_KEY = re.compile(r"(?P<session>[0-9a-f]{32})/[0-9]{1,6}\.jpg@(?P<offset>[0-9]{1,15})\+(?P<length>[0-9]{1,9})")
+# Keys written before the digest was added (``<seq>.jpg``) are still read and deleted.
+_KEY = re.compile(r"[0-9a-f]{32}/[0-9]{1,6}(-[0-9a-f]{16})?\.jpg")
+_LOCAL_KEY = re.compile(r"(?P<session>[0-9a-f]{32})/[0-9]{1,6}(-[0-9a-f]{16})?\.jpg"
+                        r"@(?P<offset>[0-9]{1,15})\+(?P<length>[0-9]{1,9})")
 
 
 class FrameStoreError(KycError):
@@ -36,9 +40,10 @@ class FrameStore(Protocol):
     def delete_session(self, session_id: str) -> None: ...
 
 
-def frame_key(session_id: str, seq: int) -> str:
-    """The store key of one frame. Raises ``FrameStoreError`` for an id that is not ours."""
-    key = f"{session_id}/{seq:06d}.jpg"
+def frame_key(session_id: str, seq: int, sha256: str) -> str:
+    """The store key of one frame (``sha256``: of its bytes, hex). Raises ``FrameStoreError``
+    for an id or digest that is not ours."""
+    key = f"{session_id}/{seq:06d}-{sha256[:16]}.jpg"
     if not _KEY.fullmatch(key):
         raise FrameStoreError(f"bad frame key {key!r}")
     return key

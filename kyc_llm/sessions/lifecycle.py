@@ -155,7 +155,7 @@ class SessionService:
             obs = self.analyzers.analyze(full, t, patch)
             summary, landmarks = observation_record(obs)
             try:
-                key: str | None = self.frames.put(frame_key(session.id, up.seq), up.data)
+                key: str | None = self.frames.put(frame_key(session.id, up.seq, digest), up.data)
             except FrameStoreError as exc:
                 log.warning("session %s frame %d not kept: %s", session.id, up.seq, exc.message)
                 key = None
