@@ -52,6 +52,9 @@ class Config:
     review_retention_days: float = 30.0  # KYC_REVIEW_RETENTION_DAYS
     # Sessions and challenges.
     session_ttl_s: float = 180.0  # KYC_SESSION_TTL_S
+    # The challenge is shown when the session starts: a capture that starts much later could
+    # be a video made to order for it.
+    start_within_s: float = 30.0  # KYC_START_WITHIN_S: the first frame must arrive this soon
     action_duration_s: float = 2.5  # KYC_ACTION_DURATION_S
     lead_in_s: float = 1.0  # KYC_LEAD_IN_S: neutral frames before the first action
     tail_s: float = 0.5  # KYC_TAIL_S
@@ -136,7 +139,7 @@ class Config:
             raise ConfigError("KYC_FRAME_STORE=s3 needs KYC_S3_BUCKET")
         if self.frame_retention not in RETENTION_MODES:
             raise ConfigError(f"KYC_FRAME_RETENTION must be one of {RETENTION_MODES}")
-        positive = ("session_ttl_s", "action_duration_s", "fps_hint", "max_frame_bytes", "max_frames",
+        positive = ("session_ttl_s", "start_within_s", "action_duration_s", "fps_hint", "max_frame_bytes", "max_frames",
                     "max_batch", "decision_timeout_s", "decision_workers",
                     "max_failures", "failure_window_s", "frame_width", "frame_height")
         for name in positive:
@@ -159,6 +162,8 @@ class Config:
             raise ConfigError("KYC_JPEG_QUALITY must be between 0.7 and 1")
         if self.session_ttl_s < self.capture_s:
             raise ConfigError("KYC_SESSION_TTL_S is shorter than the capture itself")
+        if self.start_within_s + self.capture_s > self.session_ttl_s:
+            raise ConfigError("KYC_START_WITHIN_S plus the capture must fit in KYC_SESSION_TTL_S")
         if self.operator_api_key is not None and len(self.operator_api_key) < 16:
             raise ConfigError("KYC_OPERATOR_API_KEY must be at least 16 characters")
 

@@ -284,6 +284,19 @@ def test_client_time_is_bounded_by_server_time(client, clock):
     assert r.status_code == 200 and r.get_json()["frames"][0]["t"] == 30.0
 
 
+def test_the_capture_must_start_soon_after_the_challenge(client, clock):
+    """A challenge is shown at creation: a first frame 31 s later (a video made to order?) is
+    refused; once the capture has started, the session's own limits apply."""
+    late = Api(client, clock)
+    clock.advance(31)
+    assert_error(late.post_frames([(0, None, noise_jpeg(1))]), 410, "session_expired")
+    prompt = Api(client, clock)
+    clock.advance(29)
+    assert prompt.post_frames([(0, None, noise_jpeg(2))]).status_code == 200
+    clock.advance(5)
+    assert prompt.post_frames([(1, None, noise_jpeg(3))]).status_code == 200
+
+
 def test_size_and_count_limits(app_config, clock):
     from kyc_llm.web import create_app
 

@@ -126,13 +126,16 @@ class SessionService:
         """
         cfg = self.config
         self._require_open(session)
+        now = self.clock()
+        if session.first_frame_at is None and now - session.created_at > cfg.start_within_s:
+            raise SessionExpired(f"the capture must start within {cfg.start_within_s:g} s of the challenge; "
+                                 "start a new session")
         if not uploads:
             raise BadRequest("the request holds no frame", code="no_frames")
         if len(uploads) > cfg.max_batch:
             raise PayloadTooLarge(f"at most {cfg.max_batch} frames per request", code="too_many_in_batch")
         if session.n_frames + len(uploads) > cfg.max_frames:
             raise FrameRejected(f"at most {cfg.max_frames} frames per session", code="too_many_frames")
-        now = self.clock()
         digests = [hashlib.sha256(up.data).hexdigest() for up in uploads]
         times = self._check_batch(session, uploads, digests, now)
         images, patches = [], []
