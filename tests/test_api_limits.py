@@ -65,6 +65,7 @@ def test_create_refuses_a_malformed_body(client):
     assert_error(client.post("/api/v1/sessions", data=b"x=1", content_type="text/plain"),
                  415, "unsupported_media_type")
     assert client.post("/api/v1/sessions", json={}).status_code == 201
+    assert_error(client.post("/api/v1/sessions", json={"actions": ["blink"]}), 400, "bad_request")  # not an option
 
 
 def test_fixed_challenge_is_refused_in_production(app_config):

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from ..sessions.errors import BadRequest
 from ..sessions.lifecycle import client_key
 from ..sessions.store import ChallengeRecord, SessionRecord
 from . import services
@@ -29,7 +30,9 @@ def _session(session_id: str) -> SessionRecord:
 @bp.post(f"{PREFIX}/sessions")
 def create_session() -> tuple[Response, int]:
     """Issue a session: id, token, challenge, upload hints, expiry."""
-    json_body(optional=True)  # no options yet, but a malformed body is still refused
+    options = json_body(optional=True)  # no options yet; a malformed body is still refused
+    if options:  # as the frames endpoint does: a field we do not read is a client's mistake
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(options))}; the body must be empty or {{}}")
     svc = services().sessions
     session, challenge, token = svc.create(_client())
     body = {
