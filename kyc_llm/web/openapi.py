@@ -126,6 +126,10 @@ def openapi_document() -> dict[str, Any]:
                               **_errors(401, 403, 404, 409, 410)}}},
             "/api/v1/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
                                              "responses": {"200": {"description": "OpenAPI document"}}}},
+            "/healthz": {"get": {
+                "summary": "Liveness and readiness (the database answers a query)", "operationId": "healthz",
+                "responses": {"200": {"description": "Ready: status ok, database ok, llm_mode offline or live"},
+                              "503": {"description": "Degraded: the database does not answer"}}}},
             "/api/v1/operator/sessions": {"get": {
                 "summary": "List sessions", "operationId": "operatorListSessions", "security": _OPERATOR,
                 "parameters": [{"name": n, "in": "query", "schema": {"type": t}} for n, t in (
