@@ -72,6 +72,19 @@ def test_healthz(client):
     assert r.status_code == 200 and r.get_json()["status"] == "ok" and r.get_json()["llm_mode"] == "offline"
 
 
+def test_healthz_says_degraded_when_the_database_does_not_answer(app, client, monkeypatch, caplog):
+    import sqlite3
+
+    def broken() -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(app.extensions["kyc"].sessions.store, "ping", broken)
+    r = client.get("/healthz")
+    assert r.status_code == 503 and r.get_json()["database"] == "unavailable"
+    assert "disk I/O error" in caplog.text  # the reason is in the log, not in the answer
+    assert "disk I/O error" not in r.get_data(as_text=True)
+
+
 def test_openapi_document_lists_every_api_route(app, client):
     doc = client.get("/api/v1/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
