@@ -65,12 +65,6 @@ class LLMSettings:
     prompts_dir: Path = DEFAULT_PROMPTS_DIR
 
     @property
-    def judgment_bound_s(self) -> float:
-        """The longest a movement judgment can run: the answer and its one repair, each
-        retried until the retry deadline, the last attempt then waiting its full timeouts."""
-        return 2 * (self.retry_deadline_s + self.retry_max_s + self.connect_timeout_s + self.read_timeout_s)
-
-    @property
     def model_id(self) -> str:
         """Return the model id of the configured provider ("mock" for the mock)."""
         if self.provider == "bedrock":

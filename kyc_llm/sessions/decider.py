@@ -2,9 +2,12 @@
 
 ``run`` claims the session (atomically, so two workers never decide it twice), hands the work
 to a small thread pool and waits at most ``decision_timeout_s``. If the work takes longer the
-request returns and the thread finishes and stores the outcome; a claim left behind by a
-killed process goes stale and the next ``complete`` decides again. Any failure inside becomes
-a stored ``review`` with ``INTERNAL_ERROR`` and a high alert: never a stuck session.
+request returns and the thread finishes and stores the outcome. While it runs, the process
+re-stamps its claim every ``HEARTBEAT_S``; a claim not re-stamped for ``STALE_AFTER_S`` was
+left by a killed process, and the next ``complete`` (or the sweep) decides again. The claim's
+stamp fences the save: a decider whose claim was taken over stores nothing. A failure while
+deciding becomes a stored ``review`` with ``INTERNAL_ERROR``, a failure after the decision was
+stored a high alert: never a stuck session.
 
 After a decision: alerts, the failure count towards a lockout, and the retention policy
 (frames deleted unless the session went to review, by default).
@@ -31,6 +34,8 @@ from .workflow import Workflow
 
 log = logging.getLogger(__name__)
 SWEEP_EVERY_S = 30.0
+HEARTBEAT_S = 5.0  # a running decision's process re-stamps its claim this often
+STALE_AFTER_S = 30.0  # a claim not re-stamped for this long: its decider died with its process
 
 
 class StoredFrames(Sequence[tuple[float, np.ndarray]]):
@@ -70,6 +75,14 @@ class Decider:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._last_sweep = float("-inf")
+        # Claims this process holds: session id -> the stamp the database has for it. One entry
+        # per session: were a claim taken over inside this process (its heartbeat failing for
+        # STALE_AFTER_S), the first save would win and the database's fence drop the other.
+        self._claims: dict[str, float] = {}
+        self._claims_lock = threading.Lock()
+        self._heartbeat: threading.Thread | None = None
+        self._closing = threading.Event()
+        self.heartbeat_s = HEARTBEAT_S
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:  # created on first use: after gunicorn forks, never before
@@ -78,16 +91,19 @@ class Decider:
             return self._pool
 
     def close(self) -> None:
+        self._closing.set()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=False)
 
     def run(self, session_id: str) -> bool:
         """Decide the session unless another caller is already doing it.
 
-        Returns True when a decision is stored by the time this returns.
+        Returns True when this call's decision finished within the bound (stored, or dropped
+        because its claim was taken over); False when another caller holds the claim or the
+        decision is still running.
         """
         now = self.clock()
-        if not self.store.claim_decision(session_id, now, now - self.stale_after_s):
+        if not self._claim(session_id, now, by="client"):
             return False
         future = self._executor().submit(self._decide_safely, session_id, now)
         try:
@@ -100,33 +116,78 @@ class Decider:
                                        self.clock(), session_id=session_id))
             return False
 
-    @property
-    def stale_after_s(self) -> float:
-        """How long a claim to decide a session holds before another caller may take it over
-        (its decider died with its process): longer than a decision can run, the LLM's
-        retries and repair included, so a slow judge is never joined by a second one."""
-        return max(2 * self.config.decision_timeout_s, self.workflow.settings.judgment_bound_s) + 5.0
+    # -- claims ------------------------------------------------------------------------------
+    def _claim(self, session_id: str, now: float, by: str) -> bool:
+        if not self.store.claim_decision(session_id, now, now - STALE_AFTER_S, by=by):
+            return False
+        with self._claims_lock:
+            self._claims[session_id] = now
+            if self._heartbeat is None:  # started on first use: after gunicorn forks
+                self._heartbeat = threading.Thread(target=self._beat, name="decide-heartbeat", daemon=True)
+                self._heartbeat.start()
+        return True
 
-    def _decide_safely(self, session_id: str, claimed_at: float) -> None:
+    def _beat(self) -> None:
+        while not self._closing.wait(self.heartbeat_s):
+            with self._claims_lock:
+                for session_id, stamp in list(self._claims.items()):
+                    now = self.clock()
+                    if now <= stamp:
+                        continue
+                    try:
+                        kept = self.store.refresh_claim(session_id, stamp, now)
+                    except Exception:  # the next beat tries again; the claim may go stale meanwhile
+                        log.exception("session %s: claim not re-stamped", session_id)
+                        continue
+                    if kept:
+                        self._claims[session_id] = now
+                    else:  # taken over: this decider's result will be dropped
+                        del self._claims[session_id]
+
+    def _save(self, record: DecisionRecord, actions: list[dict[str, Any]]) -> bool:
+        """Store a decision under this process's claim; False when the claim was lost."""
+        with self._claims_lock:  # the heartbeat must not change the stamp mid-save
+            stamp = self._claims.get(record.session_id)
+            return stamp is not None and self.store.save_decision(record, actions, stamp)
+
+    # -- deciding ------------------------------------------------------------------------------
+    def _decide_safely(self, session_id: str, started: float) -> None:
         try:
-            self._decide(session_id, claimed_at)
-        except Exception as exc:  # the outcome must be stored whatever failed
-            log.exception("session %s: decision failed (%s)", session_id, type(exc).__name__)
-            session = self.store.get_session(session_id)
-            now = self.clock()
-            if not self.store.save_decision(DecisionRecord(
-                    session_id, "review", "review", ["INTERNAL_ERROR"], "The decision could not be computed.",
-                    False, {}, None, [], now, (now - claimed_at) * 1000.0), [], claimed_at):
-                return  # another claim decided it
-            self.store.add_alert(alert("decision_error", f"decision failed: {type(exc).__name__}", now,
-                                       session_id=session_id,
-                                       client_key=session.client_key if session else None))
+            try:
+                decided = self._decide(session_id, started)
+            except Exception as exc:  # the outcome must be stored whatever failed
+                log.exception("session %s: decision failed (%s)", session_id, type(exc).__name__)
+                self._store_internal_error(session_id, started, exc)
+                return
+            if decided is None:
+                return
+            try:
+                self._after_decision(*decided)
+            except Exception as exc:  # the decision is stored; what follows it must not vanish
+                log.exception("session %s: decided, but what follows failed (%s)", session_id, type(exc).__name__)
+                session, outcome, _, now = decided
+                self.store.add_alert(alert("decision_error", f"after the decision: {type(exc).__name__}", now,
+                                           session_id=session_id, client_key=session.client_key))
+        finally:
+            with self._claims_lock:
+                self._claims.pop(session_id, None)
 
-    def _decide(self, session_id: str, claimed_at: float) -> None:
+    def _store_internal_error(self, session_id: str, started: float, exc: Exception) -> None:
+        session = self.store.get_session(session_id)
+        now = self.clock()
+        if not self._save(DecisionRecord(
+                session_id, "review", "review", ["INTERNAL_ERROR"], "The decision could not be computed.", False, {}, None, [], now, (now - started) * 1000.0), []):
+            return  # the claim was taken over: the later decider stores its outcome
+        self.store.add_alert(alert("decision_error", f"decision failed: {type(exc).__name__}", now,
+                                   session_id=session_id, client_key=session.client_key if session else None))
+
+    def _decide(self, session_id: str, started: float) -> tuple[SessionRecord, Any, str, float] | None:
+        """Evaluate and store the decision. Returns what ``_after_decision`` needs, or None
+        when there was nothing to decide or the claim was taken over (nothing stored)."""
         session = self.store.get_session(session_id)
         challenge = self.store.get_challenge(session_id)
         if session is None or challenge is None:
-            return
+            return None
         records = self.store.frames(session_id, with_landmarks=True)
         observations = [observation_from_record(r.summary, r.landmarks) for r in records]
         outcome = self.workflow.evaluate(challenge.steps, observations, StoredFrames(records, self.frames))
@@ -134,21 +195,25 @@ class Decider:
         if outcome.llm_call is not None:  # a call made is recorded (and paid for) either way
             self.store.add_llm_call(session_id, outcome.llm_call)
         guidance = guidance_for(outcome.decision, outcome.reasons)
-        if not self.store.save_decision(DecisionRecord(
+        if not self._save(DecisionRecord(
                 session_id, outcome.decision, guidance, outcome.reasons, outcome.rationale, outcome.llm_used,
                 outcome.evidence, outcome.judgment, _keyframes(outcome.evidence, records), now,
-                (now - claimed_at) * 1000.0), outcome.evidence.get("actions", []), claimed_at):
-            log.warning("session %s: decided by a later claim; this decision (%s) is dropped", session_id,
+                (now - started) * 1000.0), outcome.evidence.get("actions", [])):
+            log.warning("session %s: its claim was taken over; this decision (%s) is dropped", session_id,
                         outcome.decision)
-            return
-        for a in decision_alerts(session_id, session.client_key, outcome.decision, guidance,
+            return None
+        log.info("session %s decided %s (%s) in %.0f ms", session_id, outcome.decision,
+                 ",".join(outcome.reasons) or "-", (now - started) * 1000.0)
+        return session, outcome, guidance, now
+
+    def _after_decision(self, session: SessionRecord, outcome: Any, guidance: str, now: float) -> None:
+        """Alerts, the lockout count and the retention policy, once the decision is stored."""
+        for a in decision_alerts(session.id, session.client_key, outcome.decision, guidance,
                                  outcome.reasons, outcome.judgment, now):
             self.store.add_alert(a)
         if outcome.decision == "fail":
             self._after_failure(session, now)
-        self._apply_retention(session_id, outcome.decision)
-        log.info("session %s decided %s (%s) in %.0f ms", session_id, outcome.decision,
-                 ",".join(outcome.reasons) or "-", (now - claimed_at) * 1000.0)
+        self._apply_retention(session.id, outcome.decision)
 
     def _after_failure(self, session: SessionRecord, now: float) -> None:
         until = self.limiter.lockout_until(session.client_key, now)
@@ -181,8 +246,8 @@ class Decider:
         self._last_sweep = now
         for session_id in self.store.expired_open_sessions(now):
             self.store.expire(session_id, now)
-        for session_id in self.store.stale_decisions(now - self.stale_after_s):
-            if self.store.claim_decision(session_id, now, now - self.stale_after_s, by="system"):
+        for session_id in self.store.stale_decisions(now - STALE_AFTER_S):
+            if self._claim(session_id, now, by="system"):
                 log.warning("session %s: its decider stopped; deciding it again", session_id)
                 self._executor().submit(self._decide_safely, session_id, now)
         review_before = now - self.config.review_retention_days * 86400.0

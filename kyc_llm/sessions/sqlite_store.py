@@ -205,6 +205,14 @@ class SQLiteStore:
                 _audit(c, session_id, by, "decision_started", {}, at)
             return cur.rowcount == 1
 
+    def refresh_claim(self, session_id: str, stamp: float, now: float) -> bool:
+        """Re-stamp a claim to decide (``stamp`` -> ``now``) if it still holds. Not audited:
+        the claim itself was."""
+        with self._tx() as c:
+            cur = c.execute("UPDATE sessions SET deciding_since = ? WHERE id = ? AND status = 'deciding' "
+                            "AND deciding_since = ?", (now, session_id, stamp))
+            return cur.rowcount == 1
+
     def save_decision(self, record: DecisionRecord, actions: list[dict[str, Any]], claimed_at: float) -> bool:
         """Store the decision of the claim made at ``claimed_at``. False (nothing stored) when
         that claim no longer holds: a later claim took the session over, or it is decided."""
