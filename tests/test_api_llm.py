@@ -268,3 +268,19 @@ def test_a_failure_after_the_decision_is_stored_raises_an_alert(judged, clock, s
     alerts = db_rows(app, "SELECT severity, cause, message FROM alerts")
     assert [(a["severity"], a["cause"], a["message"]) for a in alerts] == [
         ("high", "decision_error", "after the decision: OSError")]
+
+
+def test_offline_decisions_need_no_keyframes(client, app, clock, shared_data, monkeypatch):
+    """With no LLM configured no keyframe is loaded: frames the store did not keep change
+    nothing, the vision checks decide alone and say so."""
+    from kyc_llm.sessions.framestore import FrameStoreError
+
+    def failing_put(key, data):
+        raise FrameStoreError("disk full")
+
+    monkeypatch.setattr(app.extensions["kyc"].sessions.frames, "put", failing_put)
+    api = _run_live(client, clock, shared_data)
+    result = api.complete().get_json()["result"]
+    assert result["decision"] == "pass" and "without the AI judge" in result["note"]
+    decision = db_rows(app, "SELECT reasons, llm_used, judgment FROM decisions")[0]
+    assert json.loads(decision["reasons"]) == [] and json.loads(decision["judgment"])["outcome"] == "llm_offline"

@@ -49,6 +49,8 @@ def judge_movements(
     steps = tuple(challenge)
     if not steps or not all(isinstance(s, Step) for s in steps):
         raise JudgmentInputError("the challenge must be a non-empty sequence of Step")
+    if provider.offline:  # nothing is sent: no keyframes are loaded (nor missed) for it
+        return Judgment(outcome="llm_offline", provider=provider.name, model=provider.model, error=OFFLINE_REASON)
     plan = select_keyframes(
         steps, frames, evidence,
         budget=settings.image_token_budget, max_images=settings.max_images,
@@ -62,8 +64,6 @@ def judge_movements(
             keyframes=[k.describe() for k in plan.keyframes], **fields,
         )
 
-    if provider.offline:
-        return judgment("llm_offline", error=OFFLINE_REASON)
     used += ["system", TEMPLATE]
     schema = judgment_schema([s.action for s in steps], [k.id for k in plan.keyframes])
     images: list[Part] = []
