@@ -26,6 +26,9 @@ LLM_ENV_PREFIXES = ("KYC_LLM_", "AWS_", "ANTHROPIC_", "BEDROCK_")
 # the load test's app. The KYC_LLM_* ones belong to the LLM layer, which checks its own.
 PROCESS_ENV = frozenset({"KYC_WORKERS", "KYC_THREADS", "KYC_CLIENT_TIMEOUT_S", "KYC_KEEPALIVE",
                          "KYC_ACCESS_LOG", "KYC_LOG_LEVEL", "KYC_LOADTEST_LLM_DELAY_S"})
+# The page's JPEG qualities (percent) the screen cue and the patch check (thresholds.toml)
+# are calibrated for.
+JPEG_QUALITY_RANGE = (70, 95)
 # A /complete request waits at most this long for the decision (then answers 202): below
 # gunicorn's 60 s worker timeout (gunicorn.conf.py), with room for the rest of the request.
 MAX_DECISION_TIMEOUT_S = 45.0
@@ -157,9 +160,9 @@ class Config:
         if self.decision_timeout_s > MAX_DECISION_TIMEOUT_S:
             raise ConfigError(f"KYC_DECISION_TIMEOUT_S must be at most {MAX_DECISION_TIMEOUT_S:g} s: "
                               "gunicorn replaces a worker whose request runs past 60 s")
-        # The screen cue and the patch check (thresholds.toml) are calibrated at 0.7-1.
-        if not 0.7 <= self.jpeg_quality <= 1.0:
-            raise ConfigError("KYC_JPEG_QUALITY must be between 0.7 and 1")
+        low, high = (q / 100 for q in JPEG_QUALITY_RANGE)  # the screen cue's and patch check's calibration
+        if not low <= self.jpeg_quality <= high:
+            raise ConfigError(f"KYC_JPEG_QUALITY must be between {low:g} and {high:g}")
         if self.session_ttl_s < self.capture_s:
             raise ConfigError("KYC_SESSION_TTL_S is shorter than the capture itself")
         if self.start_within_s + self.capture_s > self.session_ttl_s:

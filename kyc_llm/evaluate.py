@@ -24,6 +24,7 @@ from typing import Any, Sequence
 from .decision import decide
 from .errors import KycError
 from .sessionspec import ATTACKS, find_specs, load_spec, sample_frames
+from .config import JPEG_QUALITY_RANGE
 from .upload import JPEG_QUALITY, PageEmulator
 from .vision.facemesh import FaceMesh
 from .vision.pipeline import SessionAnalyzer
@@ -131,6 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--raw", action="store_true",
                         help="feed the decoded video frames as they are, with no upload encoding")
     args = parser.parse_args(argv)
+    low, high = JPEG_QUALITY_RANGE
+    if not low <= args.jpeg_quality <= high:  # outside it the patch check flags honest uploads
+        print(f"error: --jpeg-quality must be {low}-{high}, the range the thresholds are calibrated for",
+              file=sys.stderr)
+        return 2
     try:
         load_thresholds(args.thresholds)  # refuse a bad thresholds file before any work
     except KycError as exc:

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .config import JPEG_QUALITY_RANGE
 from .vision.intake import Patch, encode_jpeg, encode_png, load_patch
 from .vision.observation import FrameObservation
 from .vision.pipeline import SessionAnalyzer
@@ -52,8 +53,9 @@ class PageEmulator:
 
     def __init__(self, jpeg_quality: int = JPEG_QUALITY, patch_every: int = PATCH_EVERY,
                  patch_size: int = PATCH_SIZE) -> None:
-        if not 1 <= jpeg_quality <= 100 or patch_every < 0 or patch_size < 96:
-            raise ValueError("jpeg_quality 1-100, patch_every >= 0 (0: none), patch_size >= 96")
+        low, high = JPEG_QUALITY_RANGE
+        if not low <= jpeg_quality <= high or patch_every < 0 or patch_size < 96:
+            raise ValueError(f"jpeg_quality {low}-{high}, patch_every >= 0 (0: none), patch_size >= 96")
         self.jpeg_quality, self.patch_every, self.patch_size = jpeg_quality, patch_every, patch_size
         self._index, self._nose = 0, None  # the page's frame counter and the server's last nose
 

@@ -81,6 +81,7 @@ def test_thresholds_file_is_validated(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=message):
             load_thresholds(bad)
     assert evaluate.main(["--thresholds", str(tmp_path / "absent.toml"), str(tmp_path)]) == 2
+    assert evaluate.main(["--jpeg-quality", "50", str(tmp_path)]) == 2  # outside the calibrated 70-95
 
 
 @pytest.mark.parametrize(

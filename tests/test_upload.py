@@ -56,9 +56,9 @@ def test_upload_centres_the_next_patch_on_the_reported_nose(shared_data) -> None
 
 
 def test_a_patch_must_show_its_own_frame(shared_data) -> None:
-    """The page's patch matches the JPEG it came with; a patch from another moment, or a
-    smoothed one (which would hide a screen's pixel grid), does not, and the analyzer then
-    ignores it and marks the frame."""
+    """The page's patch matches the JPEG it came with; a patch from another moment, a
+    smoothed one, or the decoded JPEG itself sent back as PNG (the last two would hide a
+    screen's pixel grid) does not, and the analyzer then ignores it and marks the frame."""
     from test_api_support import clip_frames, live_spec
 
     from kyc_llm.upload import patch_png
@@ -66,17 +66,16 @@ def test_a_patch_must_show_its_own_frame(shared_data) -> None:
 
     th = load_thresholds().attacks
     frames = clip_frames(live_spec(shared_data))
-    limits = (th.patch_max_difference, th.patch_min_detail)
+    limits = (th.patch_max_difference, th.patch_min_detail, th.patch_min_jpeg_difference)
     for i in range(0, len(frames) - 8, 4):
         jpeg_pixels = load_frame_unscaled(frames[i].jpeg)
         nose = (jpeg_pixels.shape[1] / 2, jpeg_pixels.shape[0] / 2)
-        honest = load_patch(*patch_png(frames[i].bgr, nose))
-        assert honest.matches(jpeg_pixels, *limits)
-        later = load_patch(*patch_png(frames[i + 8].bgr, nose))
+        assert load_patch(*patch_png(frames[i].bgr, nose)).matches(jpeg_pixels, *limits)
         smoothed = load_patch(*patch_png(cv2.GaussianBlur(frames[i].bgr, (0, 0), 0.8), nose))
-        assert not smoothed.matches(jpeg_pixels, *limits)
-        if np.abs(frames[i + 8].bgr.astype(int) - frames[i].bgr).mean() > 8:  # the face moved
-            assert not later.matches(jpeg_pixels, *limits)
+        the_jpeg = load_patch(*patch_png(jpeg_pixels, nose))
+        elsewhere = load_patch(*patch_png(np.roll(frames[i].bgr, 24, axis=1), nose))  # another place
+        for forged in (smoothed, the_jpeg, elsewhere):
+            assert not forged.matches(jpeg_pixels, *limits)
     smoothed = load_patch(*patch_png(cv2.GaussianBlur(frames[0].bgr, (0, 0), 0.8), None))
     with FaceMesh() as mesh:
         analyzer = SessionAnalyzer(mesh, load_thresholds())

@@ -56,13 +56,18 @@ class Patch:
         h, w = self.pixels.shape[:2]
         return self.x + w <= width and self.y + h <= height
 
-    def matches(self, frame: np.ndarray, max_difference: float, min_detail: float) -> bool:
+    def matches(self, frame: np.ndarray, max_difference: float, min_detail: float,
+                min_jpeg_difference: float) -> bool:
         """Whether the patch shows what ``frame`` (the decoded JPEG, same pixel grid) shows at
-        its place: the same picture at quarter size (JPEG's losses average out there), and at
+        its place: the same picture at quarter size (JPEG's losses average out there), at
         least ``min_detail`` times the frame's fine detail there (JPEG only removes detail,
-        so a smoothed patch has less than its own frame)."""
+        so a smoothed patch has less than its own frame), and not the JPEG's own pixels (a
+        lossless source differs from its JPEG by at least ``min_jpeg_difference`` on average:
+        the decoded JPEG sent back as PNG would hide a screen as well as JPEG does)."""
         h, w = self.pixels.shape[:2]
         region = frame[self.y:self.y + h, self.x:self.x + w]
+        if float(cv2.absdiff(self.pixels, region).mean()) < min_jpeg_difference:
+            return False
         small = (max(w // 4, 1), max(h // 4, 1))
         a = cv2.resize(self.pixels, small, interpolation=cv2.INTER_AREA).astype(np.float32)
         b = cv2.resize(region, small, interpolation=cv2.INTER_AREA).astype(np.float32)

@@ -44,7 +44,7 @@ class SessionAnalyzer:
         mismatch = False
         if patch is not None:
             a = self.thresholds.attacks
-            if not patch.matches(full, a.patch_max_difference, a.patch_min_detail):
+            if not patch.matches(full, a.patch_max_difference, a.patch_min_detail, a.patch_min_jpeg_difference):
                 patch, mismatch = None, True  # not this frame's pixels: no texture evidence from it
         bgr = normalise_for_analysis(full)
         if bgr is not full:

@@ -52,6 +52,7 @@ class AttackThresholds:
     screen_luma_offset: float
     patch_max_difference: float
     patch_min_detail: float
+    patch_min_jpeg_difference: float
     print_chroma_live: float
     print_chroma_flat: float
     still_motion: float
