@@ -43,11 +43,12 @@
     return (err.code === "locked_out" ? "Too many checks did not succeed." : "Too many checks were started.") + wait;
   }
 
-  async function api(method, path, token, body) {
+  async function api(method, path, token, body, timeoutMs) {
     const headers = {};
     if (token) headers["Authorization"] = "Bearer " + token;
     const init = { method, headers };
     if (body !== undefined) { headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
+    if (timeoutMs) init.signal = AbortSignal.timeout(timeoutMs);  // rejects like a lost connection
     const resp = await fetch(API + path, init);
     let data = null;
     try { data = await resp.json(); } catch (e) { data = null; }
@@ -189,29 +190,47 @@
   }
 
   // A lost connection or a restarting server (no answer, or 502-504) is not the user's fault:
-  // the same frames are sent again for up to RETRY_FOR_MS (the session and its frames survive
-  // a restart). That stays under the server's bound on late frames (10 s by default).
-  const RETRY_FOR_MS = 8000;
+  // the frames are sent again (the session and its frames survive a restart) for as long as
+  // the oldest of them is within the server's bound on late frames (upload.max_lag_s).
+  const UPLOAD_TIMEOUT_MS = 10000;  // an upload that hangs counts as a lost connection
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   function transient(err) { return !err.status || err.status === 502 || err.status === 503 || err.status === 504; }
+  const lagOf = (frame) => (performance.now() - state.t0) / 1000 - frame.t;
 
   async function send(batch) {
-    let since = null, delay = 250;
+    let retried = false, delay = 250;
     for (;;) {
       try {
+        if (retried && batch.length > 1) return await sendOneByOne(batch);
         return (await api("POST", "/sessions/" + state.session.id + "/frames", state.session.token,
-          { frames: batch })).data;
+          { frames: batch }, UPLOAD_TIMEOUT_MS)).data;
       } catch (err) {
-        // A batch sent again after a lost answer may have been stored the first time.
-        if (since !== null && err.code === "out_of_sequence") return null;
+        // A frame sent again after a lost answer may have been stored the first time.
+        if (retried && err.code === "out_of_sequence") return null;
         if (!transient(err)) throw err;
-        if (since === null) since = performance.now();
-        if (state.stopped || performance.now() - since > RETRY_FOR_MS) throw err;
+        // Leave a second's margin under the server's bound for the attempt itself.
+        if (state.stopped || lagOf(batch[0]) + delay / 1000 > state.session.upload.max_lag_s - 1) throw err;
+        retried = true;
         showGuidance("Connection lost: trying again…", false);
         await sleep(delay);
         delay = Math.min(2 * delay, 2000);
       }
     }
+  }
+
+  // After a lost answer the server may have stored the first frames of a batch and not the
+  // rest: one at a time, a frame it already has is refused as out of sequence and skipped.
+  async function sendOneByOne(batch) {
+    let last = null;
+    for (const frame of batch) {
+      try {
+        last = (await api("POST", "/sessions/" + state.session.id + "/frames", state.session.token,
+          { frames: [frame] }, UPLOAD_TIMEOUT_MS)).data;
+      } catch (err) {
+        if (err.code !== "out_of_sequence") throw err;
+      }
+    }
+    return last;
   }
 
   async function pump() {

@@ -35,7 +35,7 @@ def test_create_session_issues_challenge_token_and_hints(app, client, clock):
                                                                       ("open_mouth", 2.1, 4.2)]
     assert all(s["instruction"] for s in steps)
     assert body["challenge"]["capture_s"] == pytest.approx(4.2)
-    assert body["upload"]["fps"] == 8 and body["expires_in_s"] == 180
+    assert body["upload"]["fps"] == 8 and body["expires_in_s"] == 180 and body["upload"]["max_lag_s"] == 10
     assert body["llm_mode"] == "offline"
     rows = db_rows(app, "SELECT * FROM sessions")
     assert len(rows) == 1 and rows[0]["status"] == "created" and rows[0]["expires_at"] == clock.now + 180

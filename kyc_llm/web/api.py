@@ -112,6 +112,9 @@ def _upload_hints() -> dict[str, Any]:
     return {"fps": cfg.fps_hint, "width": cfg.frame_width, "height": cfg.frame_height,
             "jpeg_quality": cfg.jpeg_quality, "max_batch": cfg.max_batch,
             "max_frame_bytes": cfg.max_frame_bytes, "max_frames": cfg.max_frames,
+            # A frame whose capture time lags the server's clock more than this is refused:
+            # what a client may spend re-sending frames after a lost connection.
+            "max_lag_s": cfg.max_upload_lag_s,
             # Every patch_every-th frame also carries a lossless PNG crop of patch_size px
             # centred on the nose the previous answer gave (feedback.nose).
             "patch_every": PATCH_EVERY, "patch_size": PATCH_SIZE}

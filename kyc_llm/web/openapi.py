@@ -45,11 +45,12 @@ _SCHEMAS: dict[str, Any] = {
                                                        "wording_source": {"type": "string"}}},
         "upload": {"type": "object", "properties": {k: {"type": "number"} for k in (
             "fps", "width", "height", "jpeg_quality", "max_batch", "max_frame_bytes", "max_frames",
-            "patch_every", "patch_size")}},
+            "max_lag_s", "patch_every", "patch_size")}},
         "llm_mode": {"enum": ["live", "offline"]}, "links": {"type": "object"}}},
     "FrameBatch": {"type": "object", "required": ["frames"], "properties": {"frames": {
         "type": "array", "minItems": 1, "items": {"type": "object", "required": ["seq", "image"], "properties": {
-            "seq": {"type": "integer", "minimum": 0, "description": "strictly increasing per session"},
+            "seq": {"type": "integer", "minimum": 0, "maximum": 999_999,
+                    "description": "strictly increasing per session (gaps allowed)"},
             "t": {"type": "number", "description": "client capture time in seconds since the first frame"},
             "image": {"type": "string", "description": "data:image/jpeg;base64,..."},
             "patch": {"type": "object", "required": ["image", "x", "y"],
@@ -99,7 +100,8 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/v1/sessions": {"post": {
                 "summary": "Start a session", "operationId": "createSession",
-                "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object", "maxProperties": 0, "description": "empty or {}: no options yet"}}}},
                 "responses": {"201": _json(_ref("SessionCreated"), "Session issued"), **_errors(400, 415, 429)}}},
             "/api/v1/sessions/{session_id}": {**session_path, "get": {
                 "summary": "Status and user-facing result", "operationId": "getSession", "security": _TOKEN,
