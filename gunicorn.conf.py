@@ -19,8 +19,8 @@ bind = f"{os.environ.get('KYC_HOST', '127.0.0.1')}:{os.environ.get('KYC_PORT', '
 workers = int(os.environ.get("KYC_WORKERS") or multiprocessing.cpu_count())
 worker_class = "kyc_llm.web.worker.BalancedThreadWorker"  # gthread, balanced: see that module
 threads = int(os.environ.get("KYC_THREADS") or 4)
-# Above the decision bound (KYC_DECISION_TIMEOUT_S, 25 s by default): a request that runs
-# longer is a stuck worker, not a slow LLM.
+# gthread's main loop reports to the arbiter while its threads work, so this bounds a hung
+# worker process, not a slow request: /complete bounds itself (KYC_DECISION_TIMEOUT_S).
 timeout = 60
 graceful_timeout = 30
 # CPU-bound workers must share the load. The worker class (kyc_llm/web/worker.py) stops

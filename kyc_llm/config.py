@@ -29,8 +29,8 @@ PROCESS_ENV = frozenset({"KYC_WORKERS", "KYC_THREADS", "KYC_CLIENT_TIMEOUT_S", "
 # The page's JPEG qualities (percent) the screen cue and the patch check (thresholds.toml)
 # are calibrated for.
 JPEG_QUALITY_RANGE = (70, 95)
-# A /complete request waits at most this long for the decision (then answers 202): below
-# gunicorn's 60 s worker timeout (gunicorn.conf.py), with room for the rest of the request.
+# A /complete request holds a worker thread while it waits for the decision (then answers
+# 202): at most this long, under the 60 s read timeout reverse proxies commonly use.
 MAX_DECISION_TIMEOUT_S = 45.0
 
 
@@ -158,8 +158,8 @@ class Config:
         if not 0.0 <= self.min_judge_confidence <= 1.0:
             raise ConfigError("KYC_MIN_JUDGE_CONFIDENCE must be between 0 and 1")
         if self.decision_timeout_s > MAX_DECISION_TIMEOUT_S:
-            raise ConfigError(f"KYC_DECISION_TIMEOUT_S must be at most {MAX_DECISION_TIMEOUT_S:g} s: "
-                              "gunicorn replaces a worker whose request runs past 60 s")
+            raise ConfigError(f"KYC_DECISION_TIMEOUT_S must be at most {MAX_DECISION_TIMEOUT_S:g} s: a "
+                              "/complete request holds a worker thread that long (the decision goes on)")
         low, high = (q / 100 for q in JPEG_QUALITY_RANGE)  # the screen cue's and patch check's calibration
         if not low <= self.jpeg_quality <= high:
             raise ConfigError(f"KYC_JPEG_QUALITY must be between {low:g} and {high:g}")

@@ -132,8 +132,9 @@
         dec.appendChild(el("p")).appendChild(el("span", d.decision.decision, { class: "badge " + d.decision.decision }));
         dec.appendChild(el("p", "User was told: " + d.decision.guidance));
         dec.appendChild(el("p", "Reasons: " + (d.decision.reasons.join(", ") || "none")));
-        dec.appendChild(el("p", d.decision.rationale));  // it says when the LLM judge took no part
-        if (d.decision.llm_used) dec.appendChild(el("p", "The LLM judge took part."));
+        dec.appendChild(el("p", d.decision.rationale));
+        const llm = d.decision.llm_used ? "The LLM judge took part." : "Decided without the LLM judge.";
+        if (!d.decision.rationale.includes("without the LLM")) dec.appendChild(el("p", llm));  // said once
       } else {
         dec.appendChild(el("p", "Not decided (" + d.session.status + ")"));
       }

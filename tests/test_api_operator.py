@@ -59,6 +59,8 @@ def test_sessions_list_filters_and_detail(app, client, clock, shared_data):
     assert_error(client.get("/api/v1/operator/sessions?limit=0", headers=OP), 400, "bad_request")
     assert_error(client.get("/api/v1/operator/sessions?limit=%C2%B2", headers=OP), 400, "bad_request")  # was a 500
     assert_error(client.get("/api/v1/operator/sessions?since=yesterday", headers=OP), 400, "bad_request")
+    for odd in ("1_0", "%D9%A1%D9%A2", "nan"):  # float() reads the first two as 10 and 12
+        assert_error(client.get(f"/api/v1/operator/sessions?since={odd}", headers=OP), 400, "bad_request")
 
     d = client.get(f"/api/v1/operator/sessions/{live.id}", headers=OP).get_json()
     assert d["decision"]["decision"] == "pass" and d["decision"]["llm_used"] is False

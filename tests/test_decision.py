@@ -101,6 +101,8 @@ def test_an_unsure_llm_goes_to_review_at_the_policy_floor() -> None:
     lenient = Policy(min_judge_confidence=0.01)
     assert decide(evidence(), TH, unsure_action, lenient).decision == "pass"
     assert decide(evidence(), TH, FakeJudgment(confidence=None)).decision == "pass"
+    at_floor = FakeJudgment(actions=[Verdict("blink", True, confidence=0.5), Verdict("smile", True)], confidence=0.5)
+    assert decide(evidence(), TH, at_floor).decision == "pass"  # below the floor is unsure, not at it
 
 
 def test_keyframes_the_store_could_not_give_go_to_review_whatever_the_policy() -> None:

@@ -8,6 +8,8 @@ CREATE TABLE IF NOT EXISTS sessions (
   guidance TEXT, reasons TEXT NOT NULL DEFAULT '[]', frames_purged_at REAL);
 CREATE INDEX IF NOT EXISTS sessions_client ON sessions (client_key, created_at);
 CREATE INDEX IF NOT EXISTS sessions_created ON sessions (created_at);
+-- The sweep looks for open sessions past their expiry and decisions whose claim went stale.
+CREATE INDEX IF NOT EXISTS sessions_status ON sessions (status, expires_at);
 CREATE TABLE IF NOT EXISTS challenges (
   session_id TEXT PRIMARY KEY REFERENCES sessions(id), steps TEXT NOT NULL, wording TEXT NOT NULL,
   source TEXT NOT NULL, fallback_reason TEXT);

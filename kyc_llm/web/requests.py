@@ -6,6 +6,7 @@ Each reader returns plain values or raises a typed error the JSON handler render
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from flask import request
@@ -171,8 +172,14 @@ def _int(value: Any, what: str) -> int:
     return value
 
 
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool):
+        raise BadRequest(f"{what} must be a number")
+    # A decimal in ASCII digits: float() also takes "1_0", Arabic-Indic digits and "nan".
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value.strip()):
         raise BadRequest(f"{what} must be a number")
     try:
         out = float(value)
