@@ -303,6 +303,7 @@ def test_the_capture_must_start_soon_after_the_challenge(client, clock):
     late = Api(client, clock)
     clock.advance(31)
     assert_error(late.post_frames([(0, None, noise_jpeg(1))]), 410, "session_expired")
+    assert late.status().get_json()["status"] == "expired"  # not 'created' until the 3 minutes are up
     prompt = Api(client, clock)
     clock.advance(29)
     assert prompt.post_frames([(0, None, noise_jpeg(2))]).status_code == 200

@@ -144,6 +144,16 @@ def test_expiry_only_after_the_deadline_and_only_open_sessions(store):
     assert store.expire(sid, T0 + 182) is False
 
 
+def test_a_session_whose_capture_never_started_expires_at_its_start_deadline(store):
+    unstarted, started = new_session(store, sid="1" * 32).id, new_session(store, sid="2" * 32).id
+    store.add_frame(frame(started, 0), max_frames=10)
+    assert store.expired_open_sessions(T0 + 40) == []
+    assert store.expired_open_sessions(T0 + 40, unstarted_before=T0 + 30) == [unstarted]
+    assert store.expire(started, T0 + 40, unstarted_before=T0 + 30) is False  # capturing: it started
+    assert store.expire(unstarted, T0 + 40, unstarted_before=T0 + 30) is True
+    assert store.get_session(unstarted).status == "expired"
+
+
 def test_retention_selects_what_the_policy_deletes(store):
     ids = {name: new_session(store, sid=c * 32, at=T0).id for name, c in
            (("passed", "1"), ("failed", "2"), ("review_new", "3"), ("review_old", "4"), ("open", "5"), ("gone", "6"))}

@@ -244,8 +244,9 @@ class Decider:
         if now - self._last_sweep < SWEEP_EVERY_S:
             return
         self._last_sweep = now
-        for session_id in self.store.expired_open_sessions(now):
-            self.store.expire(session_id, now)
+        unstarted_before = now - self.config.start_within_s  # its capture never started
+        for session_id in self.store.expired_open_sessions(now, unstarted_before):
+            self.store.expire(session_id, now, unstarted_before)
         for session_id in self.store.stale_decisions(now - STALE_AFTER_S):
             if self._claim(session_id, now, by="system"):
                 log.warning("session %s: its decider stopped; deciding it again", session_id)

@@ -101,7 +101,8 @@ class SessionService:
     # -- authorise ---------------------------------------------------------------------------
     def authorize(self, session_id: str, token: str | None) -> SessionRecord:
         """The session if ``token`` is its token. Raises ``TokenMissing``, ``SessionNotFound``,
-        ``TokenInvalid``; an open session past its expiry is marked expired on the way."""
+        ``TokenInvalid``; an open session past its expiry, or one whose capture did not start
+        within ``start_within_s`` of its challenge, is marked expired on the way."""
         if not token:
             raise TokenMissing("this endpoint needs the session token (Authorization: Bearer <token>)")
         session = self.store.get_session(session_id) if _looks_like_id(session_id) else None
@@ -110,8 +111,10 @@ class SessionService:
         if not hmac.compare_digest(session.token_hash, hash_token(token)):
             raise TokenInvalid("the token does not belong to this session")
         now = self.clock()
-        if session.status in OPEN_STATUSES and session.expires_at <= now:
-            self.store.expire(session.id, now)
+        unstarted_before = now - self.config.start_within_s
+        if ((session.status in OPEN_STATUSES and session.expires_at <= now)
+                or (session.status == "created" and session.created_at < unstarted_before)):
+            self.store.expire(session.id, now, unstarted_before)
             session = self.store.get_session(session.id) or session
         return session
 
@@ -127,9 +130,6 @@ class SessionService:
         cfg = self.config
         self._require_open(session)
         now = self.clock()
-        if session.first_frame_at is None and now - session.created_at > cfg.start_within_s:
-            raise SessionExpired(f"the capture must start within {cfg.start_within_s:g} s of the challenge; "
-                                 "start a new session")
         if not uploads:
             raise BadRequest("the request holds no frame", code="no_frames")
         if len(uploads) > cfg.max_batch:

@@ -110,10 +110,13 @@ class SQLiteStore:
         return ChallengeRecord(session_id, steps, json.loads(row["wording"]), row["source"],
                                row["fallback_reason"])
 
-    def expire(self, session_id: str, at: float) -> bool:
+    def expire(self, session_id: str, at: float, unstarted_before: float | None = None) -> bool:
+        """Expire an open session past its expiry or, with ``unstarted_before``, one created
+        before then whose capture never started. True if this call expired it."""
         with self._tx() as c:
-            cur = c.execute("UPDATE sessions SET status = 'expired' WHERE id = ? AND status IN (?, ?) "
-                            "AND expires_at <= ?", (session_id, *OPEN_STATUSES, at))
+            cur = c.execute("UPDATE sessions SET status = 'expired' WHERE id = ? AND ((status IN (?, ?) "
+                            "AND expires_at <= ?) OR (status = 'created' AND created_at < ?))",
+                            (session_id, *OPEN_STATUSES, at, _never(unstarted_before)))
             if cur.rowcount:
                 _audit(c, session_id, "system", "session_expired", {}, at)
             return cur.rowcount == 1
@@ -123,9 +126,10 @@ class SQLiteStore:
                                     (stale_before,)).fetchall()
         return [r["id"] for r in rows]
 
-    def expired_open_sessions(self, now: float) -> list[str]:
-        rows = self._conn().execute("SELECT id FROM sessions WHERE status IN (?, ?) AND expires_at <= ?",
-                                    (*OPEN_STATUSES, now)).fetchall()
+    def expired_open_sessions(self, now: float, unstarted_before: float | None = None) -> list[str]:
+        rows = self._conn().execute("SELECT id FROM sessions WHERE (status IN (?, ?) AND expires_at <= ?) "
+                                    "OR (status = 'created' AND created_at < ?)",
+                                    (*OPEN_STATUSES, now, _never(unstarted_before))).fetchall()
         return [r["id"] for r in rows]
 
     # -- frames ------------------------------------------------------------------------------
@@ -364,6 +368,11 @@ class SQLiteStore:
             "decision_ms_p50": _pct(latency, 0.5), "decision_ms_p95": _pct(latency, 0.95),
             "open_alerts": open_alerts,
         }
+
+
+def _never(before: float | None) -> float:
+    """A time bound that nothing precedes when there is none."""
+    return float("-inf") if before is None else before
 
 
 def _refuse_frame(row: sqlite3.Row | None, frame: FrameRecord, max_frames: int) -> NoReturn:
