@@ -114,7 +114,8 @@ def test_alerts_list_filter_and_acknowledge(app, client, clock):
     assert client.get("/api/v1/operator/alerts?acknowledged=false", headers=OP).get_json()["alerts"] == []
     events = [r["event"] for r in db_rows(app, "SELECT event FROM audit_log WHERE session_id = ?", api.id)]
     assert events[-2:] == ["alert_raised", "alert_acknowledged"]
-    assert json.loads(db_rows(app, "SELECT detail FROM audit_log ORDER BY id DESC LIMIT 1")[0]["detail"])["by"] == "alice"
+    last = db_rows(app, "SELECT detail FROM audit_log ORDER BY id DESC LIMIT 1")[0]
+    assert json.loads(last["detail"])["by"] == "alice"
     assert_error(client.post("/api/v1/operator/alerts/999/ack", headers=OP), 404, "alert_not_found")
     # Ids past SQLite's integers are unknown ids, not a database overflow (was a 500).
     assert_error(client.post("/api/v1/operator/alerts/99999999999999999999999/ack", headers=OP), 404, "not_found")

@@ -165,7 +165,7 @@ class Decider:
                 self._after_decision(*decided)
             except Exception as exc:  # the decision is stored; what follows it must not vanish
                 log.exception("session %s: decided, but what follows failed (%s)", session_id, type(exc).__name__)
-                session, outcome, _, now = decided
+                session, *_, now = decided
                 self.store.add_alert(alert("decision_error", f"after the decision: {type(exc).__name__}", now,
                                            session_id=session_id, client_key=session.client_key))
         finally:
@@ -176,7 +176,8 @@ class Decider:
         session = self.store.get_session(session_id)
         now = self.clock()
         if not self._save(DecisionRecord(
-                session_id, "review", "review", ["INTERNAL_ERROR"], "The decision could not be computed.", False, {}, None, [], now, (now - started) * 1000.0), []):
+                session_id, "review", "review", ["INTERNAL_ERROR"], "The decision could not be computed.",
+                False, {}, None, [], now, (now - started) * 1000.0), []):
             return  # the claim was taken over: the later decider stores its outcome
         self.store.add_alert(alert("decision_error", f"decision failed: {type(exc).__name__}", now,
                                    session_id=session_id, client_key=session.client_key if session else None))
