@@ -41,14 +41,19 @@ def to_y4m(clip: Path, start_s: float, seconds: float, out: Path) -> Path:
     return out
 
 
+def server_env(tmp: Path, **settings: str) -> dict[str, str]:
+    """The environment of a server on a free port, its files under ``tmp``, the challenge fixed
+    to what the live clip shows; ``settings`` adds or overrides KYC_* variables."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(("KYC_", "AWS_", "ANTHROPIC_"))},
+            "KYC_PORT": str(free_port()), "KYC_DATABASE": str(tmp / "kyc.sqlite3"),
+            "KYC_FRAME_DIR": str(tmp / "frames"), "KYC_FIXED_CHALLENGE": "turn_left:1.8,open_mouth:2.1",
+            "KYC_LEAD_IN_S": "0.3", "KYC_TAIL_S": "0.2", **settings}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("KYC_", "AWS_", "ANTHROPIC_"))},
-           "KYC_PORT": str(free_port()), "KYC_DATABASE": str(tmp / "kyc.sqlite3"),
-           "KYC_FRAME_DIR": str(tmp / "frames"), "KYC_FIXED_CHALLENGE": "turn_left:1.8,open_mouth:2.1",
-           "KYC_LEAD_IN_S": "0.3", "KYC_TAIL_S": "0.2"}
-    srv = Server(env, tmp / "server.log")
+    srv = Server(server_env(tmp), tmp / "server.log")
     srv.start()
     yield srv, tmp
     srv.kill()
@@ -113,10 +118,7 @@ def test_the_page_rides_out_a_server_restart_mid_capture(shared_data, tmp_path):
 
     from playwright.sync_api import sync_playwright
 
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("KYC_", "AWS_", "ANTHROPIC_"))},
-           "KYC_PORT": str(free_port()), "KYC_DATABASE": str(tmp_path / "kyc.sqlite3"),
-           "KYC_FRAME_DIR": str(tmp_path / "frames"), "KYC_FIXED_CHALLENGE": "turn_left:1.8,open_mouth:2.1",
-           "KYC_LEAD_IN_S": "0.3", "KYC_TAIL_S": "0.2"}
+    env = server_env(tmp_path)
     srv = Server(env, tmp_path / "server.log")
     srv.start()
     camera = to_y4m(shared_data / "clips/live/lp_d3.mp4", 7.3, 4.6, tmp_path / "live.y4m")
@@ -180,10 +182,7 @@ def test_operator_console_shows_a_session_and_acknowledges_its_alert(shared_data
     from test_restart import call
 
     key = "operator-key-for-the-browser-test"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("KYC_", "AWS_", "ANTHROPIC_"))},
-           "KYC_PORT": str(free_port()), "KYC_DATABASE": str(tmp_path / "kyc.sqlite3"),
-           "KYC_FRAME_DIR": str(tmp_path / "frames"), "KYC_FIXED_CHALLENGE": "turn_left:1.8,open_mouth:2.1",
-           "KYC_LEAD_IN_S": "0.3", "KYC_TAIL_S": "0", "KYC_FRAME_RETENTION": "all", "KYC_OPERATOR_API_KEY": key}
+    env = server_env(tmp_path, KYC_TAIL_S="0", KYC_FRAME_RETENTION="all", KYC_OPERATOR_API_KEY=key)
     srv = Server(env, tmp_path / "server.log")
     srv.start()
     try:
