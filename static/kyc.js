@@ -89,7 +89,7 @@
     }
     state = { session, stream, seq: 0, queue: [], inFlight: false, stopped: false, lastText: "", t0: 0,
               timer: null, ui: null, done: false, completing: false,
-              nose: null };
+              nose: null, lastImage: null };
     $("mode").hidden = session.llm_mode !== "offline";
     $("mode").textContent = "Demo mode: the AI judge is not configured, results come from video checks only.";
     renderSteps(session.challenge.steps);
@@ -134,10 +134,14 @@
       const t = (performance.now() - state.t0) / 1000;
       if (t >= s.challenge.capture_s) { finishCapture(); return; }
       ctx.drawImage(video, 0, 0, canvas.width, canvas.height);  // unmirrored, as the camera sees
-      const seq = state.seq++;
       // Synchronous JPEG encoding (about a millisecond at 640x480); sent as a JSON batch of
       // data URLs, which the server parses faster than multipart.
       const image = canvas.toDataURL("image/jpeg", hints.jpeg_quality);
+      // A camera slower than the upload rate (or a covered lens) gives the same picture twice:
+      // the same bytes would be refused as a replayed frame, so the page waits for a new one.
+      if (image === state.lastImage) return;
+      state.lastImage = image;
+      const seq = state.seq++;
       const frame = { seq, t: Math.round(t * 1000) / 1000, image };
       if (hints.patch_every && seq % hints.patch_every === 0) frame.patch = cutPatch(canvas, hints.patch_size);
       state.queue.push(frame);

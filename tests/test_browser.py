@@ -34,10 +34,10 @@ pytestmark = [
 ]
 
 
-def to_y4m(clip: Path, start_s: float, seconds: float, out: Path) -> Path:
+def to_y4m(clip: Path, start_s: float, seconds: float, out: Path, fps: int = 25) -> Path:
     """The part of ``clip`` the camera shows, as I420 .y4m (what Chromium's fake camera reads)."""
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-ss", str(start_s), "-t", str(seconds), "-i", str(clip),
-                    "-vf", "fps=25", "-pix_fmt", "yuv420p", str(out)], check=True, timeout=120)
+                    "-vf", f"fps={fps}", "-pix_fmt", "yuv420p", str(out)], check=True, timeout=120)
     return out
 
 
@@ -77,7 +77,8 @@ def run_page(base: str, camera: Path, profile: Path) -> tuple[str, list[str]]:
                   .observe(document.getElementById('instruction'), {childList: true, characterData: true, subtree: true}); }""")
             page.focus("#start")
             page.keyboard.press("Enter")
-            page.wait_for_selector("#result[data-decision]", state="attached", timeout=120_000)
+            page.wait_for_selector("#result[data-decision], #error:not([hidden])", state="attached",
+                                   timeout=120_000)
             assert page.is_hidden("#error"), page.text_content("#error")
             return page.get_attribute("#result", "data-decision"), page.evaluate("window.__seen")
         finally:
@@ -99,6 +100,18 @@ def test_live_clip_passes_through_the_page(server, shared_data, tmp_path):
     assert stored == "pass" and n_frames >= 25  # ~8 fps over 4.4 s, stored with the decision
     assert sum(1 for x in summaries if x.get("texture", {}).get("lossless")) >= 3  # the page's PNG patches
     assert [s for s in seen if s in wording] == wording  # each instruction appeared, in order
+
+
+def test_a_camera_slower_than_the_upload_rate_is_not_a_replay(server, shared_data, tmp_path):
+    """At 5 fps the page grabs the same picture twice at its 8 fps: it must wait for a new
+    one, not upload the same bytes (refused as a replayed frame, with a fraud alert)."""
+    srv, _ = server
+    camera = to_y4m(shared_data / "clips/live/lp_d3.mp4", 7.3, 4.6, tmp_path / "live5.y4m", fps=5)
+    decision, _ = run_page(srv.base, camera, tmp_path / "profile")  # fails if #error is shown
+    with closing(sqlite3.connect(srv.env["KYC_DATABASE"])) as db:
+        sid, stored = db.execute("SELECT id, decision FROM sessions ORDER BY created_at DESC LIMIT 1").fetchone()
+        causes = [r[0] for r in db.execute("SELECT cause FROM alerts WHERE session_id = ?", (sid,))]
+    assert stored == decision and "replayed_frame" not in causes
 
 
 def test_print_attack_does_not_pass_through_the_page(server, shared_data, tmp_path):
