@@ -162,14 +162,19 @@ BAD_UPLOADS = [
     ("image is a number", dict(json={"frames": [{"seq": 0, "image": 7}]}), 400, "bad_frame"),
     ("body shorter than its length", dict(data=b'{"frames": [', content_type="application/json",
                                           environ_overrides={"CONTENT_LENGTH": "1000"}), 400, "incomplete_body"),
+    ("huge integer as t", dict(data=b'{"frames": [{"seq": 0, "t": 1' + b"0" * 400 + b', "image": "x"}]}',
+                               content_type="application/json"), 400, "bad_request"),
+    ("gzip transfer coding", dict(json={"frames": []}, headers={"Transfer-Encoding": "gzip"}),
+     501, "unsupported_transfer_coding"),
 ]
 
 
 @pytest.mark.parametrize("case,kwargs,status,code", BAD_UPLOADS, ids=[c[0] for c in BAD_UPLOADS])
-def test_bad_uploads_are_4xx_json_and_store_nothing(app, client, case, kwargs, status, code):
+def test_bad_uploads_are_refused_in_json_and_store_nothing(app, client, case, kwargs, status, code):
     s = client.post("/api/v1/sessions").get_json()
-    r = client.post(f"/api/v1/sessions/{s['id']}/frames",
-                    headers={"Authorization": f"Bearer {s['token']}"}, **kwargs)
+    kwargs = dict(kwargs)
+    headers = {"Authorization": f"Bearer {s['token']}", **kwargs.pop("headers", {})}
+    r = client.post(f"/api/v1/sessions/{s['id']}/frames", headers=headers, **kwargs)
     assert_error(r, status, code)
     assert db_rows(app, "SELECT COUNT(*) AS n FROM frames")[0]["n"] == 0
 
@@ -216,7 +221,8 @@ def test_multipart_upload_and_its_refusals(app, client, clock):
     bad = {"frame": [(io.BytesIO(noise_jpeg(3)), "c.jpg", "image/jpeg")], "seq": ["2", "3"]}
     assert_error(client.post(url, data=bad, headers=api.auth, content_type="multipart/form-data"),
                  400, "bad_request")
-    for digit in ("\u00b2", "\u0663"):  # superscript two (int() refuses it), Arabic-Indic three (int() takes it)
+    for digit in ("\u00b2", "\u0663", "9" * 5000):  # superscript two (int() refuses it), Arabic-Indic
+        # three (int() takes it), more digits than int() converts (each was a 500 or a number)
         odd = {"frame": [(io.BytesIO(noise_jpeg(3)), "c.jpg", "image/jpeg")], "seq": [digit]}
         assert_error(client.post(url, data=odd, headers=api.auth, content_type="multipart/form-data"),
                      400, "bad_request")

@@ -59,13 +59,19 @@ def test_sessions_per_minute(app_config, clock):
     app.extensions["kyc"].close()
 
 
-def test_create_refuses_a_malformed_body(client):
+def test_create_and_complete_refuse_a_malformed_body_or_options(client, clock):
     assert_error(client.post("/api/v1/sessions", data=b"{nope", content_type="application/json"),
                  400, "malformed_json")
     assert_error(client.post("/api/v1/sessions", data=b"x=1", content_type="text/plain"),
                  415, "unsupported_media_type")
     assert client.post("/api/v1/sessions", json={}).status_code == 201
     assert_error(client.post("/api/v1/sessions", json={"actions": ["blink"]}), 400, "bad_request")  # not an option
+    api = Api(client, clock)
+    api.post_frames([(0, 0.0, noise_jpeg(1))])
+    assert_error(client.post(f"/api/v1/sessions/{api.id}/complete", json={"force": True}, headers=api.auth),
+                 400, "bad_request")
+    assert_error(client.post(f"/api/v1/sessions/{api.id}/complete", data=b"{{{", content_type="application/json",
+                             headers=api.auth), 400, "malformed_json")
 
 
 def test_fixed_challenge_is_refused_in_production(app_config):

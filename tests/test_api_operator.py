@@ -58,6 +58,7 @@ def test_sessions_list_filters_and_detail(app, client, clock, shared_data):
     assert_error(client.get("/api/v1/operator/sessions?decision=maybe", headers=OP), 400, "bad_request")
     assert_error(client.get("/api/v1/operator/sessions?limit=0", headers=OP), 400, "bad_request")
     assert_error(client.get("/api/v1/operator/sessions?limit=%C2%B2", headers=OP), 400, "bad_request")  # was a 500
+    assert_error(client.get("/api/v1/operator/sessions?limit=" + "1" * 4400, headers=OP), 400, "bad_request")
     assert_error(client.get("/api/v1/operator/sessions?since=yesterday", headers=OP), 400, "bad_request")
     for odd in ("1_0", "%D9%A1%D9%A2", "nan"):  # float() reads the first two as 10 and 12
         assert_error(client.get(f"/api/v1/operator/sessions?since={odd}", headers=OP), 400, "bad_request")
@@ -117,6 +118,10 @@ def test_alerts_list_filter_and_acknowledge(app, client, clock):
     last = db_rows(app, "SELECT detail FROM audit_log ORDER BY id DESC LIMIT 1")[0]
     assert json.loads(last["detail"])["by"] == "alice"
     assert_error(client.post("/api/v1/operator/alerts/999/ack", headers=OP), 404, "alert_not_found")
+    # Unicode digits in a path are no number (werkzeug read "\u0661" as 1 and acknowledged alert 1).
+    assert_error(client.post("/api/v1/operator/alerts/%D9%A1/ack", headers=OP), 404, "not_found")
+    assert_error(client.post(f"/api/v1/operator/alerts/{alerts[0]['id']}/ack", json={"bY": "alice"}, headers=OP),
+                 400, "bad_request")  # a misspelt field is not ignored
     # Ids past SQLite's integers are unknown ids, not a database overflow (was a 500).
     assert_error(client.post("/api/v1/operator/alerts/99999999999999999999999/ack", headers=OP), 404, "not_found")
     assert_error(client.get(f"/api/v1/operator/sessions/{api.id}/frames/99999999999999999999999", headers=OP),

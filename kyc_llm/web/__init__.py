@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 
 from ..config import ROOT, Config
 from ..sessions import Services
@@ -34,9 +34,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping
     from ..prompts import load_templates
     from ..vision.thresholds import load_thresholds
     from .api import bp as api_bp
-    from .errors import register_error_handlers
+    from .errors import UnsupportedTransferCoding, register_error_handlers
     from .operator import bp as operator_bp
     from .pages import bp as pages_bp
+    from .requests import AsciiIntConverter
 
     config = Config.from_env(environ, test_config)
     thresholds = load_thresholds(config.thresholds_path)
@@ -59,6 +60,16 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping
     app.extensions["kyc"] = services
 
     register_error_handlers(app)
+    app.url_map.converters["int"] = AsciiIntConverter
+
+    @app.before_request
+    def _transfer_coding() -> None:
+        # gunicorn de-chunks a body but passes gzip or deflate through undecoded (a gzip body
+        # was read as no body at all): chunked is the one transfer coding taken.
+        codings = [c.strip().lower() for c in request.headers.get("Transfer-Encoding", "").split(",") if c.strip()]
+        if any(c != "chunked" for c in codings):
+            raise UnsupportedTransferCoding("only the chunked transfer coding is supported")
+
     app.register_blueprint(api_bp)
     app.register_blueprint(operator_bp)
     app.register_blueprint(pages_bp)

@@ -7,12 +7,11 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from ..sessions.errors import BadRequest
 from ..sessions.lifecycle import client_key
 from ..sessions.store import ChallengeRecord, SessionRecord
 from . import services
 from .openapi import openapi_document
-from .requests import bearer_token, frame_uploads, json_body
+from .requests import bearer_token, frame_uploads, no_options
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
@@ -30,9 +29,7 @@ def _session(session_id: str) -> SessionRecord:
 @bp.post(f"{PREFIX}/sessions")
 def create_session() -> tuple[Response, int]:
     """Issue a session: id, token, challenge, upload hints, expiry."""
-    options = json_body(optional=True)  # no options yet; a malformed body is still refused
-    if options:  # as the frames endpoint does: a field we do not read is a client's mistake
-        raise BadRequest(f"unknown field(s): {', '.join(sorted(options))}; the body must be empty or {{}}")
+    no_options()
     svc = services().sessions
     session, challenge, token = svc.create(_client())
     body = {
@@ -66,6 +63,7 @@ def upload_frames(session_id: str) -> Response:
 def complete_session(session_id: str) -> tuple[Response, int]:
     """Decide the session (bounded); 202 while the decision is still running."""
     session = _session(session_id)
+    no_options()
     body, finished = services().sessions.complete(session)
     return jsonify(body), (200 if finished else 202)
 

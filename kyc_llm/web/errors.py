@@ -36,6 +36,11 @@ class MalformedJSON(KycError):
     status = 400
 
 
+class UnsupportedTransferCoding(KycError):
+    code = "unsupported_transfer_coding"
+    status = 501
+
+
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     """The JSON error response (or an HTML page for page routes) with ``status``."""
     if _wants_html():

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from flask import request
+from werkzeug.routing import IntegerConverter
 
 from ..errors import FrameError
 from ..sessions.errors import BadRequest
@@ -158,17 +159,21 @@ def _json_patch(raw: Any, what: str) -> tuple[bytes | None, int, int]:
     return data, _int(x, f"{what}.x"), _int(y, f"{what}.y")
 
 
+MAX_INT = 10_000_000  # above every count, position and sequence number the service takes
+
+
 def _int(value: Any, what: str) -> int:
     if isinstance(value, bool):
         raise BadRequest(f"{what} must be an integer")
     if isinstance(value, str):
         value = value.strip()
-        # ASCII only: "²".isdigit() is true and int() refuses it; int("٣") is 3.
-        if not (value.isascii() and value.isdigit()):
-            raise BadRequest(f"{what} must be a non-negative integer")
+        # ASCII only: "²".isdigit() is true and int() refuses it; int("٣") is 3. Eight digits
+        # at most: int() refuses more than 4,300 (a 500 otherwise), and none is in range.
+        if not (value.isascii() and value.isdigit() and len(value) <= 8):
+            raise BadRequest(f"{what} must be an integer from 0 to {MAX_INT:,}")
         value = int(value)
-    if not isinstance(value, int) or value < 0 or value > 10_000_000:
-        raise BadRequest(f"{what} must be a non-negative integer")
+    if not isinstance(value, int) or value < 0 or value > MAX_INT:
+        raise BadRequest(f"{what} must be an integer from 0 to {MAX_INT:,}")
     return value
 
 
@@ -183,11 +188,25 @@ def _number(value: Any, what: str) -> float:
         raise BadRequest(f"{what} must be a number")
     try:
         out = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer of 309+ digits
         raise BadRequest(f"{what} must be a number") from None
     if not math.isfinite(out):
         raise BadRequest(f"{what} must be a finite number")
     return out
+
+
+def no_options() -> None:
+    """For endpoints that take no options: an empty body or ``{}``, nothing else."""
+    options = json_body(optional=True)
+    if options:  # a field nobody reads is a client's mistake, not something to ignore
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(options))}; the body must be empty or {{}}")
+
+
+class AsciiIntConverter(IntegerConverter):
+    """``<int:...>`` in URLs with ASCII digits only: werkzeug's reads any Unicode digit, so
+    /alerts/%D9%A1/ack acknowledged alert 1."""
+
+    regex = r"[0-9]+"
 
 
 def query_float(name: str) -> float | None:
