@@ -15,10 +15,28 @@ tokens).
 import multiprocessing
 import os
 
-bind = f"{os.environ.get('KYC_HOST', '127.0.0.1')}:{os.environ.get('KYC_PORT', '8000')}"
-workers = int(os.environ.get("KYC_WORKERS") or multiprocessing.cpu_count())
+
+def _number(name: str, default: int, low: int, high: int) -> int:
+    """An integer setting from the environment; a bad one stops the start with one line."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit() and low <= int(raw) <= high):
+        raise SystemExit(f"gunicorn.conf.py: {name} must be an integer from {low} to {high}, not {raw!r}")
+    return int(raw)
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (os.environ.get(name) or "").strip() or default
+    if raw not in choices:
+        raise SystemExit(f"gunicorn.conf.py: {name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
+bind = f"{os.environ.get('KYC_HOST', '127.0.0.1')}:{_number('KYC_PORT', 8000, 1, 65535)}"
+workers = _number("KYC_WORKERS", multiprocessing.cpu_count(), 1, 64)
 worker_class = "kyc_llm.web.worker.BalancedThreadWorker"  # gthread, balanced: see that module
-threads = int(os.environ.get("KYC_THREADS") or 4)
+threads = _number("KYC_THREADS", 4, 1, 64)
 # gthread's main loop reports to the arbiter while its threads work, so this bounds a hung
 # worker process, not a slow request: /complete bounds itself (KYC_DECISION_TIMEOUT_S).
 timeout = 60
@@ -33,13 +51,13 @@ graceful_timeout = 30
 # loop spins at 100% CPU and never reads them; a cap at the thread count let 8 idle
 # connections stop the whole server (tests/test_gunicorn.py). The worker class also closes
 # connections that stay silent, which gthread never does.
-keepalive = int(os.environ.get("KYC_KEEPALIVE") or 0)
+keepalive = _number("KYC_KEEPALIVE", 0, 0, 300)
 backlog = 256
 preload_app = False
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 errorlog = "-"
-loglevel = os.environ.get("KYC_LOG_LEVEL", "info")
-accesslog = "-" if os.environ.get("KYC_ACCESS_LOG") == "1" else None
+loglevel = _choice("KYC_LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical"))
+accesslog = "-" if _choice("KYC_ACCESS_LOG", "0", ("0", "1")) == "1" else None
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'  # path only: no query strings
 # Request limits at the HTTP layer, before Flask (Flask enforces the body size itself).
 limit_request_line = 4096

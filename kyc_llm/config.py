@@ -155,6 +155,18 @@ class Config:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"KYC_{name.upper()} must be zero or more")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError("KYC_PORT must be from 1 to 65535")
+        # Upper bounds: beyond them a setting is a typo, and would exhaust memory or threads.
+        for name, high in (("fps_hint", 30), ("frame_width", 1920), ("frame_height", 1920),
+                           ("max_frame_bytes", 5_000_000), ("max_frames", 2000), ("max_batch", 64),
+                           ("decision_workers", 64)):
+            if getattr(self, name) > high:
+                raise ConfigError(f"KYC_{name.upper()} must be at most {high:,}")
+        # The page uploads fps_hint frames a second for the whole capture: they must all fit.
+        if self.fps_hint * self.capture_s > self.max_frames:
+            raise ConfigError(f"KYC_MAX_FRAMES ({self.max_frames}) is fewer than the page uploads in a capture "
+                              f"({self.fps_hint:g} fps x {self.capture_s:g} s)")
         if not 0.0 <= self.min_judge_confidence <= 1.0:
             raise ConfigError("KYC_MIN_JUDGE_CONFIDENCE must be between 0 and 1")
         if self.decision_timeout_s > MAX_DECISION_TIMEOUT_S:

@@ -321,7 +321,7 @@ def test_the_capture_must_start_soon_after_the_challenge(client, clock):
 def test_size_and_count_limits(app_config, clock):
     from kyc_llm.web import create_app
 
-    app_config.update(max_frames=3, max_batch=2, max_frame_bytes=4000)
+    app_config.update(max_frames=3, max_batch=2, max_frame_bytes=4000, fps_hint=0.5)  # 3 frames fit a capture
     app = create_app(app_config, environ={}, clock=clock)
     client = app.test_client()
     api = Api(client, clock)

@@ -99,6 +99,10 @@ def test_fixed_challenge_is_refused_in_production(app_config):
     ({"KYC_OPERATOR_KEY": "x" * 20}, r"unknown setting\(s\): KYC_OPERATOR_KEY \(did you mean KYC_OPERATOR_API_KEY\?\)"),
     ({"KYC_REQUIRE_LLMS": "1"}, "did you mean KYC_REQUIRE_LLM"),
     ({"KYC_LLM_MAX_ATEMPTS": "2"}, "did you mean KYC_LLM_MAX_ATTEMPTS"),
+    ({"KYC_PORT": "99999"}, "KYC_PORT must be from 1 to 65535"),
+    ({"KYC_FPS_HINT": "1e308"}, "KYC_FPS_HINT must be at most 30"),
+    ({"KYC_DECISION_WORKERS": "100000"}, "KYC_DECISION_WORKERS must be at most 64"),
+    ({"KYC_FPS_HINT": "20", "KYC_MAX_FRAMES": "60"}, "fewer than the page uploads in a capture"),
 ])
 def test_bad_environment_stops_the_start(tmp_path, env, match):
     base = {"KYC_DATABASE": str(tmp_path / "db.sqlite3"), "KYC_FRAME_DIR": str(tmp_path / "f")}

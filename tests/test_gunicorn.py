@@ -143,3 +143,29 @@ def test_requests_gunicorn_refuses_get_the_json_error_shape(tmp_path: Path) -> N
             assert b"content-type: application/json" in head.lower()
             assert json.loads(body)["error"]["code"] == code
         assert healthz(port, 5) == 200
+
+
+@pytest.mark.parametrize("name,value", [("KYC_WORKERS", "0"), ("KYC_WORKERS", "abc"), ("KYC_THREADS", "0"),
+                                        ("KYC_KEEPALIVE", "abc"), ("KYC_ACCESS_LOG", "yes"),
+                                        ("KYC_LOG_LEVEL", "verbose")])
+def test_a_bad_gunicorn_setting_stops_the_start_with_one_line(tmp_path: Path, name: str, value: str) -> None:
+    """KYC_WORKERS=0 used to start a server with no worker that never answered; "abc" gave a
+    traceback; KYC_ACCESS_LOG=yes silently logged nothing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KYC_", "AWS_", "ANTHROPIC_"))}
+    env.update({"KYC_PORT": str(free_port()), "KYC_DATABASE": str(tmp_path / "kyc.sqlite3"),
+                "KYC_FRAME_DIR": str(tmp_path / "frames"), name: value})
+    done = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "server:app"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert f"gunicorn.conf.py: {name} must be" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_python_server_refuses_a_bad_setting_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KYC_", "AWS_", "ANTHROPIC_"))}
+    env.update({"KYC_DATABASE": str(tmp_path / "kyc.sqlite3"), "KYC_FRAME_DIR": str(tmp_path / "frames"),
+                "KYC_OPERATOR_KEY": "x" * 20})
+    done = subprocess.run([sys.executable, "server.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().endswith("error: unknown setting(s): KYC_OPERATOR_KEY "
+                                        "(did you mean KYC_OPERATOR_API_KEY?)")
