@@ -304,13 +304,16 @@ def test_client_time_is_bounded_by_server_time(client, clock):
     assert r.status_code == 200 and r.get_json()["frames"][0]["t"] == 30.0
 
 
-def test_the_capture_must_start_soon_after_the_challenge(client, clock):
+def test_the_capture_must_start_soon_after_the_challenge(app, client, clock):
     """A challenge is shown at creation: a first frame 31 s later (a video made to order?) is
     refused; once the capture has started, the session's own limits apply."""
     late = Api(client, clock)
     clock.advance(31)
     assert_error(late.post_frames([(0, None, noise_jpeg(1))]), 410, "session_expired")
-    assert late.status().get_json()["status"] == "expired"  # not 'created' until the 3 minutes are up
+    gone = late.status().get_json()
+    assert (gone["status"], gone["expires_in_s"]) == ("expired", 0.0)  # not 'created' for 3 minutes
+    audit = db_rows(app, "SELECT detail FROM audit_log WHERE session_id = ? AND event = 'session_expired'", late.id)
+    assert json.loads(audit[0]["detail"]) == {"reason": "capture_not_started"}
     prompt = Api(client, clock)
     clock.advance(29)
     assert prompt.post_frames([(0, None, noise_jpeg(2))]).status_code == 200

@@ -271,7 +271,8 @@ class SessionService:
         now = self.clock()
         body: dict[str, Any] = {
             "id": session.id, "status": session.status, "frames_received": session.n_frames,
-            "expires_in_s": round(max(0.0, session.expires_at - now), 1),
+            # An open session's time left; none once expired early (its capture never started).
+            "expires_in_s": round(max(0.0, session.expires_at - now), 1) if session.status != "expired" else 0.0,
             "llm_mode": session.llm_mode, "result": None,
         }
         if session.status == "decided" and session.decision is not None:

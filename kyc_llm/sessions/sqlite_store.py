@@ -114,12 +114,13 @@ class SQLiteStore:
         """Expire an open session past its expiry or, with ``unstarted_before``, one created
         before then whose capture never started. True if this call expired it."""
         with self._tx() as c:
-            cur = c.execute("UPDATE sessions SET status = 'expired' WHERE id = ? AND ((status IN (?, ?) "
-                            "AND expires_at <= ?) OR (status = 'created' AND created_at < ?))",
-                            (session_id, *OPEN_STATUSES, at, _never(unstarted_before)))
-            if cur.rowcount:
-                _audit(c, session_id, "system", "session_expired", {}, at)
-            return cur.rowcount == 1
+            row = c.execute("UPDATE sessions SET status = 'expired' WHERE id = ? AND ((status IN (?, ?) "
+                            "AND expires_at <= ?) OR (status = 'created' AND created_at < ?)) RETURNING expires_at",
+                            (session_id, *OPEN_STATUSES, at, _never(unstarted_before))).fetchone()
+            if row is not None:
+                why = "time_up" if row["expires_at"] <= at else "capture_not_started"
+                _audit(c, session_id, "system", "session_expired", {"reason": why}, at)
+            return row is not None
 
     def stale_decisions(self, stale_before: float) -> list[str]:
         rows = self._conn().execute("SELECT id FROM sessions WHERE status = 'deciding' AND deciding_since < ?",

@@ -98,7 +98,8 @@ def register_error_handlers(app: Flask) -> None:
         if status == 413:
             message = "the request body is too large"
         if isinstance(exc, ClientDisconnected):  # werkzeug's text would blame "the browser (or proxy)"
-            code, message = "incomplete_body", "the request body stopped short of its Content-Length; send it again"
+            code, message = ("incomplete_body", "the request body ended early (before its Content-Length, "
+                             "or in a broken chunk); send it again")
         headers = {}
         if status == 405 and exc.get_response().headers.get("Allow"):
             headers["Allow"] = exc.get_response().headers["Allow"]
