@@ -243,7 +243,11 @@
           pen = true;
         }
         g.stroke();
-        g.fillStyle = colour; g.fillText(k, W - R - 260 + si * 85, panel.top + 12);
+      });
+      panel.series.forEach(([k, colour], si) => {  // the legend last, on white: curves pass under it
+        const lx = W - R - 260 + si * 85;
+        g.fillStyle = "rgba(255, 255, 255, 0.85)"; g.fillRect(lx - 3, panel.top + 1, g.measureText(k).width + 6, 15);
+        g.fillStyle = colour; g.fillText(k, lx, panel.top + 12);
       });
     }
     for (const a of actions) {  // where each action was detected: its peak, marked on both panels
