@@ -30,6 +30,9 @@ _SESSION_COLS = ("id", "token_hash", "client_key", "status", "created_at", "expi
 _FRAME_COLS = ("session_id", "seq", "t", "client_t", "received_at", "sha256", "size", "width", "height",
                "n_faces", "summary", "landmarks", "stored_key")
 _FRAME_COLS_NO_LANDMARKS = tuple(c for c in _FRAME_COLS if c != "landmarks")  # the 5.7 KB blob
+# An open session past its expiry, or one created before a bound whose capture never started;
+# its parameters: the two open statuses, now, that bound.
+_EXPIRED = "((status IN (?, ?) AND expires_at <= ?) OR (status = 'created' AND created_at < ?))"
 
 
 class SQLiteStore:
@@ -114,8 +117,7 @@ class SQLiteStore:
         """Expire an open session past its expiry or, with ``unstarted_before``, one created
         before then whose capture never started. True if this call expired it."""
         with self._tx() as c:
-            row = c.execute("UPDATE sessions SET status = 'expired' WHERE id = ? AND ((status IN (?, ?) "
-                            "AND expires_at <= ?) OR (status = 'created' AND created_at < ?)) RETURNING expires_at",
+            row = c.execute(f"UPDATE sessions SET status = 'expired' WHERE id = ? AND {_EXPIRED} RETURNING expires_at",
                             (session_id, *OPEN_STATUSES, at, _never(unstarted_before))).fetchone()
             if row is not None:
                 why = "time_up" if row["expires_at"] <= at else "capture_not_started"
@@ -128,8 +130,7 @@ class SQLiteStore:
         return [r["id"] for r in rows]
 
     def expired_open_sessions(self, now: float, unstarted_before: float | None = None) -> list[str]:
-        rows = self._conn().execute("SELECT id FROM sessions WHERE (status IN (?, ?) AND expires_at <= ?) "
-                                    "OR (status = 'created' AND created_at < ?)",
+        rows = self._conn().execute(f"SELECT id FROM sessions WHERE {_EXPIRED}",
                                     (*OPEN_STATUSES, now, _never(unstarted_before))).fetchall()
         return [r["id"] for r in rows]
 
