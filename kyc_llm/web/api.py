@@ -11,7 +11,7 @@ from ..sessions.lifecycle import client_key
 from ..sessions.store import ChallengeRecord, SessionRecord
 from . import services
 from .openapi import openapi_document
-from .requests import bearer_token, frame_uploads, no_options
+from .requests import bearer_token, frame_uploads, json_body
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
@@ -29,7 +29,7 @@ def _session(session_id: str) -> SessionRecord:
 @bp.post(f"{PREFIX}/sessions")
 def create_session() -> tuple[Response, int]:
     """Issue a session: id, token, challenge, upload hints, expiry."""
-    no_options()
+    json_body(optional=True, fields=())  # no options yet: an empty body or {}
     svc = services().sessions
     session, challenge, token = svc.create(_client())
     body = {
@@ -63,7 +63,7 @@ def upload_frames(session_id: str) -> Response:
 def complete_session(session_id: str) -> tuple[Response, int]:
     """Decide the session (bounded); 202 while the decision is still running."""
     session = _session(session_id)
-    no_options()
+    json_body(optional=True, fields=())  # no options yet: an empty body or {}
     body, finished = services().sessions.complete(session)
     return jsonify(body), (200 if finished else 202)
 

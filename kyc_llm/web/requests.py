@@ -19,11 +19,12 @@ from ..vision.intake import decode_data_url
 from .errors import MalformedJSON, UnsupportedMediaType
 
 
-def json_body(optional: bool = False) -> dict[str, Any]:
-    """The request's JSON object. An empty body is ``{}`` when ``optional``.
+def json_body(optional: bool = False, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The request's JSON object. An empty body is ``{}`` when ``optional``; with ``fields``,
+    any other top-level field is refused (a field nobody reads is a client's mistake).
 
     Raises ``UnsupportedMediaType`` (not application/json), ``MalformedJSON`` (does not parse)
-    or ``BadRequest`` (not an object).
+    or ``BadRequest`` (not an object, or an unknown field).
     """
     if optional and not request.get_data(cache=True):
         return {}
@@ -39,6 +40,10 @@ def json_body(optional: bool = False) -> dict[str, Any]:
         raise MalformedJSON("the body is not valid JSON")
     if not isinstance(data, dict):
         raise BadRequest("the JSON body must be an object")
+    unknown = sorted(set(data) - set(fields)) if fields is not None else []
+    if unknown:
+        reads = f"only {', '.join(fields)} is read" if fields else "the body must be empty or {}"
+        raise BadRequest(f"unknown field(s): {', '.join(unknown)}; {reads}")
     return data
 
 
@@ -112,11 +117,7 @@ def _multipart_patches() -> dict[int, tuple[bytes, int, int]]:
 
 
 def _json_batch() -> list[Upload]:
-    body = json_body()
-    unknown = set(body) - {"frames"}
-    if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
-    frames = body.get("frames")
+    frames = json_body(fields=("frames",)).get("frames")
     if not isinstance(frames, list):
         raise BadRequest("'frames' must be a list of {seq, t, image}")
     if not frames:
@@ -193,13 +194,6 @@ def _number(value: Any, what: str) -> float:
     if not math.isfinite(out):
         raise BadRequest(f"{what} must be a finite number")
     return out
-
-
-def no_options() -> None:
-    """For endpoints that take no options: an empty body or ``{}``, nothing else."""
-    options = json_body(optional=True)
-    if options:  # a field nobody reads is a client's mistake, not something to ignore
-        raise BadRequest(f"unknown field(s): {', '.join(sorted(options))}; the body must be empty or {{}}")
 
 
 class AsciiIntConverter(IntegerConverter):
