@@ -201,13 +201,17 @@
   function transient(err) { return !err.status || err.status === 502 || err.status === 503 || err.status === 504; }
   const lagOf = (frame) => (performance.now() - state.t0) / 1000 - frame.t;
 
+  async function postFrames(frames) {
+    const path = "/sessions/" + state.session.id + "/frames";
+    return (await api("POST", path, state.session.token, { frames }, UPLOAD_TIMEOUT_MS)).data;
+  }
+
   async function send(batch) {
     let retried = false, delay = 250;
     for (;;) {
       try {
         if (retried && batch.length > 1) return await sendOneByOne(batch);
-        return (await api("POST", "/sessions/" + state.session.id + "/frames", state.session.token,
-          { frames: batch }, UPLOAD_TIMEOUT_MS)).data;
+        return await postFrames(batch);
       } catch (err) {
         // A frame sent again after a lost answer may have been stored the first time.
         if (retried && err.code === "out_of_sequence") return null;
@@ -228,8 +232,7 @@
     let last = null;
     for (const frame of batch) {
       try {
-        last = (await api("POST", "/sessions/" + state.session.id + "/frames", state.session.token,
-          { frames: [frame] }, UPLOAD_TIMEOUT_MS)).data;
+        last = await postFrames([frame]);
       } catch (err) {
         if (err.code !== "out_of_sequence") throw err;
       }
