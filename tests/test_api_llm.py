@@ -65,6 +65,16 @@ def judged(app_config, clock, request):
     app.extensions["kyc"].close()
 
 
+def _frame_store_full(app, monkeypatch) -> None:
+    """Make the app's frame store refuse every frame, as a full disk would."""
+    from kyc_llm.sessions.framestore import FrameStoreError
+
+    def failing_put(key, data):
+        raise FrameStoreError("disk full")
+
+    monkeypatch.setattr(app.extensions["kyc"].sessions.frames, "put", failing_put)
+
+
 def _run_live(client, clock, shared_data) -> Api:
     api = Api(client, clock)
     api.upload_clip(clip_frames(live_spec(shared_data)), batch=4)
@@ -154,15 +164,8 @@ def test_llm_spoof_signs_send_to_review_with_a_high_alert(judged, clock, shared_
 @pytest.mark.parametrize("judged", [{"performed": [True, True]}], indirect=True)
 def test_frames_the_store_did_not_keep_send_the_session_to_review(judged, clock, shared_data, monkeypatch):
     """A frame store that fails on upload must not turn into a decision without the judge."""
-    from kyc_llm.sessions.framestore import FrameStoreError
-
     app, client, judge = judged
-    store = app.extensions["kyc"].sessions.frames
-
-    def failing_put(key, data):
-        raise FrameStoreError("disk full")
-
-    monkeypatch.setattr(store, "put", failing_put)
+    _frame_store_full(app, monkeypatch)
     api = _run_live(client, clock, shared_data)  # uploads still succeed: the user is not blamed
     result = api.complete().get_json()["result"]
     assert result["decision"] == "review"
@@ -273,12 +276,7 @@ def test_a_failure_after_the_decision_is_stored_raises_an_alert(judged, clock, s
 def test_offline_decisions_need_no_keyframes(client, app, clock, shared_data, monkeypatch):
     """With no LLM configured no keyframe is loaded: frames the store did not keep change
     nothing, the vision checks decide alone and say so."""
-    from kyc_llm.sessions.framestore import FrameStoreError
-
-    def failing_put(key, data):
-        raise FrameStoreError("disk full")
-
-    monkeypatch.setattr(app.extensions["kyc"].sessions.frames, "put", failing_put)
+    _frame_store_full(app, monkeypatch)
     api = _run_live(client, clock, shared_data)
     result = api.complete().get_json()["result"]
     assert result["decision"] == "pass" and "without the AI judge" in result["note"]
