@@ -7,7 +7,7 @@ the LLM client, the decision thread pool) are created lazily in each worker afte
 so ``preload_app`` stays off: MediaPipe graphs must never cross a fork.
 
 Environment: KYC_HOST / KYC_PORT (bind), KYC_WORKERS (default: CPU count), KYC_THREADS
-(default 4), KYC_CLIENT_TIMEOUT_S (default 10: a client that stalls longer is dropped, see
+(default 4), KYC_PIN_WORKERS (default 1 on Linux: each worker on its own core), KYC_CLIENT_TIMEOUT_S (default 10: a client that stalls longer is dropped, see
 kyc_llm/web/worker.py), KYC_ACCESS_LOG=1 to log requests to stdout (request lines carry no
 tokens).
 """
@@ -62,3 +62,26 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'  # path only: no q
 # Request limits at the HTTP layer, before Flask (Flask enforces the body size itself).
 limit_request_line = 4096
 limit_request_fields = 50
+
+# Each worker runs on a core of its own. A frame's work passes between threads (the request
+# thread, the FaceMesh graph's threads, the decision pool); unpinned, the scheduler spreads
+# each hand-off over both cores, and on this kind of VM a wake-up on the other core is dear.
+# Pinned, the load test held p95 upload under its bound where unpinned did not (README, "Load
+# test"). The parent picks the least used core before the fork, so a replaced worker takes the
+# core its predecessor left.
+pin_workers = _choice("KYC_PIN_WORKERS", "1" if hasattr(os, "sched_setaffinity") else "0", ("0", "1")) == "1"
+if pin_workers and not hasattr(os, "sched_setaffinity"):
+    raise SystemExit("gunicorn.conf.py: KYC_PIN_WORKERS must be 0 on this platform (no sched_setaffinity)")
+_cpus = sorted(os.sched_getaffinity(0)) if pin_workers else []
+
+
+def pre_fork(server, worker):
+    if pin_workers:
+        used = [getattr(w, "cpu", None) for w in server.WORKERS.values()]
+        worker.cpu = min(_cpus, key=used.count)
+
+
+def post_fork(server, worker):
+    if pin_workers:  # before the worker starts any thread: every thread it starts inherits the core
+        os.sched_setaffinity(0, {worker.cpu})
+        server.log.info("worker %s runs on CPU %s", worker.pid, worker.cpu)

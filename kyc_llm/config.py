@@ -25,7 +25,7 @@ LLM_ENV_PREFIXES = ("KYC_LLM_", "AWS_", "ANTHROPIC_", "BEDROCK_")
 # KYC_* variables read outside ``Config``: by gunicorn.conf.py and its worker class, and by
 # the load test's app. The KYC_LLM_* ones belong to the LLM layer, which checks its own.
 PROCESS_ENV = frozenset({"KYC_WORKERS", "KYC_THREADS", "KYC_CLIENT_TIMEOUT_S", "KYC_KEEPALIVE",
-                         "KYC_ACCESS_LOG", "KYC_LOG_LEVEL", "KYC_LOADTEST_LLM_DELAY_S"})
+                         "KYC_PIN_WORKERS", "KYC_ACCESS_LOG", "KYC_LOG_LEVEL", "KYC_LOADTEST_LLM_DELAY_S"})
 # The page's JPEG qualities (percent) the screen cue and the patch check (thresholds.toml)
 # are calibrated for.
 JPEG_QUALITY_RANGE = (70, 95)

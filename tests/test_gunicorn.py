@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from typing import Iterator
 
 import pytest
 
-from kyc_llm.loadtest import free_port
+from kyc_llm.loadtest import children, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,8 +37,9 @@ def assert_closed_by_server(socks: list[socket.socket]) -> None:
 
 
 @contextmanager
-def gunicorn(tmp_path: Path, workers: int, threads: int, client_timeout_s: float) -> Iterator[int]:
-    """gunicorn with the repo's settings on a free port; yields the port once it answers."""
+def gunicorn(tmp_path: Path, workers: int, threads: int, client_timeout_s: float) -> Iterator[tuple[int, int]]:
+    """gunicorn with the repo's settings on a free port; yields the port and the arbiter's pid
+    once it answers."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KYC_", "AWS_", "ANTHROPIC_"))}
     env.update({"KYC_PORT": str(port), "KYC_WORKERS": str(workers), "KYC_THREADS": str(threads),
@@ -57,7 +59,7 @@ def gunicorn(tmp_path: Path, workers: int, threads: int, client_timeout_s: float
             assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
             time.sleep(0.3)
         time.sleep(2.0)  # every worker up, not only the first
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -68,7 +70,7 @@ def test_idle_connections_do_not_stop_the_server_and_are_closed(tmp_path: Path) 
     workers from serving others: with gthread's connection cap at its thread count, 8 such
     connections spun both workers at 100% CPU and the server answered nobody. And they are
     closed after the client timeout, not kept for good."""
-    with gunicorn(tmp_path, workers=2, threads=4, client_timeout_s=1) as port:
+    with gunicorn(tmp_path, workers=2, threads=4, client_timeout_s=1) as (port, _):
         idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]  # 2 per thread
         try:
             time.sleep(0.3)  # both workers have accepted some of them
@@ -83,7 +85,7 @@ def test_idle_connections_do_not_stop_the_server_and_are_closed(tmp_path: Path) 
 def test_clients_that_stall_mid_request_are_dropped(tmp_path: Path) -> None:
     """A connection that sends one byte holds a request thread while gthread waits for the
     rest; a few of them held every thread for good. Now each is dropped after the client timeout."""
-    with gunicorn(tmp_path, workers=2, threads=4, client_timeout_s=1) as port:
+    with gunicorn(tmp_path, workers=2, threads=4, client_timeout_s=1) as (port, _):
         stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]  # 2 per thread
         try:
             for s in stalled:
@@ -105,7 +107,7 @@ def test_a_busy_worker_leaves_new_requests_to_a_free_one(tmp_path: Path) -> None
     """One worker's only thread is held by an upload whose body is still arriving; every new
     request must be served by the other worker at once, not queue behind it (plain gthread
     accepts into the busy worker about half the time)."""
-    with gunicorn(tmp_path, workers=2, threads=1, client_timeout_s=30) as port:
+    with gunicorn(tmp_path, workers=2, threads=1, client_timeout_s=30) as (port, _):
         slow = socket.create_connection(("127.0.0.1", port))
         try:
             slow.sendall(b"POST /api/v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -127,7 +129,7 @@ def test_requests_gunicorn_refuses_get_the_json_error_shape(tmp_path: Path) -> N
     Flask: the answer is still the API's JSON error, not an HTML page."""
     import json
 
-    with gunicorn(tmp_path, workers=1, threads=2, client_timeout_s=5) as port:
+    with gunicorn(tmp_path, workers=1, threads=2, client_timeout_s=5) as (port, _):
         cases = [(b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_http_request"),
                  (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(60)) + b"\r\n",
                   431, "headers_too_large"),
@@ -145,9 +147,41 @@ def test_requests_gunicorn_refuses_get_the_json_error_shape(tmp_path: Path) -> N
         assert healthz(port, 5) == 200
 
 
+def cpus_allowed(pid: int) -> set[str]:
+    """The CPU lists of all the threads of a process (each as /proc shows it, e.g. "1")."""
+    lists = set()
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        for line in status.read_text().splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                lists.add(line.split(":", 1)[1].strip())
+    return lists
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="pinning needs Linux and at least 2 CPUs")
+def test_each_worker_runs_on_a_core_of_its_own_and_a_replacement_takes_the_freed_one(tmp_path: Path) -> None:
+    cpus = {str(c) for c in sorted(os.sched_getaffinity(0))[:2]}
+    with gunicorn(tmp_path, workers=2, threads=4, client_timeout_s=5) as (port, arbiter):
+        workers = {pid: cpus_allowed(pid) for pid in children(arbiter)}
+        assert len(workers) == 2
+        # Every thread of a worker on one core, and the two workers on the two cores.
+        assert all(len(lists) == 1 for lists in workers.values()), workers
+        assert {next(iter(lists)) for lists in workers.values()} == cpus
+        assert cpus_allowed(arbiter) == cpus_allowed(os.getpid())  # the arbiter is not pinned
+
+        killed, freed = next(iter(workers.items()))
+        os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while len(fresh := set(children(arbiter)) - set(workers)) != 1 or healthz(port, 5) != 200:
+            assert time.monotonic() < deadline, "the killed worker was not replaced"
+            time.sleep(0.3)
+        time.sleep(1.0)  # the replacement has pinned itself (post_fork) and booted
+        assert cpus_allowed(fresh.pop()) == freed
+
+
 @pytest.mark.parametrize("name,value", [("KYC_WORKERS", "0"), ("KYC_WORKERS", "abc"), ("KYC_THREADS", "0"),
                                         ("KYC_KEEPALIVE", "abc"), ("KYC_ACCESS_LOG", "yes"),
-                                        ("KYC_LOG_LEVEL", "verbose")])
+                                        ("KYC_LOG_LEVEL", "verbose"), ("KYC_PIN_WORKERS", "yes")])
 def test_a_bad_gunicorn_setting_stops_the_start_with_one_line(tmp_path: Path, name: str, value: str) -> None:
     """KYC_WORKERS=0 used to start a server with no worker that never answered; "abc" gave a
     traceback; KYC_ACCESS_LOG=yes silently logged nothing."""
