@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 
 def test_one_client_completes_a_session_against_gunicorn(shared_data: Path, tmp_path: Path) -> None:
     from kyc_llm.loadtest import main
@@ -23,3 +25,14 @@ def test_one_client_completes_a_session_against_gunicorn(shared_data: Path, tmp_
     assert 0 < figures["per_frame_ms"] < 1000 and figures["ceiling_fps"] > 0
     before, after = level["per_frame_ms_before_after"]  # the level's ceiling: their mean
     assert before > 0 and after > 0 and abs(level["per_frame_ms"] - (before + after) / 2) <= 0.01
+
+
+def test_client_counts_take_lists_and_ranges_and_refuse_the_rest() -> None:
+    from kyc_llm.loadtest import client_counts
+
+    assert client_counts("20-24") == [20, 21, 22, 23, 24]
+    assert client_counts("4, 8,12") == [4, 8, 12]
+    assert client_counts("18,20-22") == [18, 20, 21, 22]
+    for bad in ("", "a", "20-", "-3", "²", "24-20", "3,2", "1,1", "0", "65", "60-70"):
+        with pytest.raises(ValueError):
+            client_counts(bad)
