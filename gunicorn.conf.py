@@ -65,10 +65,10 @@ limit_request_fields = 50
 
 # Each worker runs on a core of its own. A frame's work passes between threads (the request
 # thread, the FaceMesh graph's threads, the decision pool); unpinned, the scheduler spreads
-# each hand-off over both cores, and on this kind of VM a wake-up on the other core is dear.
-# Pinned, the load test held p95 upload under its bound where unpinned did not (README, "Load
-# test"). The parent picks the least used core before the fork, so a replaced worker takes the
-# core its predecessor left.
+# each hand-off over both cores. Pinned, the load test's p95 upload was lower in 15 of 22
+# paired counts (median -14 ms; README, "Load test"): a small gain, so KYC_PIN_WORKERS=0 is
+# there for hosts shared with other busy services. The parent picks the least used core
+# before the fork, so a replaced worker takes the core its predecessor left.
 pin_workers = _choice("KYC_PIN_WORKERS", "1" if hasattr(os, "sched_setaffinity") else "0", ("0", "1")) == "1"
 if pin_workers and not hasattr(os, "sched_setaffinity"):
     raise SystemExit("gunicorn.conf.py: KYC_PIN_WORKERS must be 0 on this platform (no sched_setaffinity)")
