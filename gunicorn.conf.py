@@ -6,8 +6,9 @@ parts of the analysis that release the GIL. Resources (SQLite connections, FaceM
 the LLM client, the decision thread pool) are created lazily in each worker after the fork,
 so ``preload_app`` stays off: MediaPipe graphs must never cross a fork.
 
-Environment: KYC_HOST / KYC_PORT (bind), KYC_WORKERS (default: CPU count), KYC_THREADS
-(default 4), KYC_PIN_WORKERS (default 1 on Linux: each worker on its own core), KYC_CLIENT_TIMEOUT_S (default 10: a client that stalls longer is dropped, see
+Environment: KYC_HOST / KYC_PORT (bind), KYC_WORKERS (default: the cores this process may use), KYC_THREADS
+(default 4), KYC_PIN_WORKERS (default 0; 1: each worker on a core of its own),
+KYC_CLIENT_TIMEOUT_S (default 10: a client that stalls longer is dropped, see
 kyc_llm/web/worker.py), KYC_ACCESS_LOG=1 to log requests to stdout (request lines carry no
 tokens).
 """
@@ -34,7 +35,9 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 
 bind = f"{os.environ.get('KYC_HOST', '127.0.0.1')}:{_number('KYC_PORT', 8000, 1, 65535)}"
-workers = _number("KYC_WORKERS", multiprocessing.cpu_count(), 1, 64)
+# The cores this process may use (a container's cpuset), not all the machine has.
+workers = _number("KYC_WORKERS", len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                  else multiprocessing.cpu_count(), 1, 64)
 worker_class = "kyc_llm.web.worker.BalancedThreadWorker"  # gthread, balanced: see that module
 threads = _number("KYC_THREADS", 4, 1, 64)
 # gthread's main loop reports to the arbiter while its threads work, so this bounds a hung
@@ -63,25 +66,29 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'  # path only: no q
 limit_request_line = 4096
 limit_request_fields = 50
 
-# Each worker runs on a core of its own. A frame's work passes between threads (the request
-# thread, the FaceMesh graph's threads, the decision pool); unpinned, the scheduler spreads
-# each hand-off over both cores. Pinned, the load test's p95 upload was lower in 15 of 22
-# paired counts (median -14 ms; README, "Load test"): a small gain, so KYC_PIN_WORKERS=0 is
-# there for hosts shared with other busy services. The parent picks the least used core
-# before the fork, so a replaced worker takes the core its predecessor left.
-pin_workers = _choice("KYC_PIN_WORKERS", "1" if hasattr(os, "sched_setaffinity") else "0", ("0", "1")) == "1"
+# KYC_PIN_WORKERS=1 runs each worker on a core of its own: a frame's work passes between a
+# worker's threads (the request thread, the FaceMesh graph's threads, the decision pool), and
+# pinned they hand off on one core. Off by default: on the 2-core VM the load test's p95
+# upload was lower pinned in 15 of 22 paired counts (median -14 ms; README, "Load test"), not
+# a significant gain, and a pinned worker cannot use a core its host leaves idle. Meant for a
+# host that runs this service alone with one worker per core. The arbiter picks the least used
+# core before each fork, so a replaced worker takes the core its predecessor left.
+pin_workers = _choice("KYC_PIN_WORKERS", "0", ("0", "1")) == "1"
 if pin_workers and not hasattr(os, "sched_setaffinity"):
     raise SystemExit("gunicorn.conf.py: KYC_PIN_WORKERS must be 0 on this platform (no sched_setaffinity)")
-_cpus = sorted(os.sched_getaffinity(0)) if pin_workers else []
 
 
 def pre_fork(server, worker):
     if pin_workers:
         used = [getattr(w, "cpu", None) for w in server.WORKERS.values()]
-        worker.cpu = min(_cpus, key=used.count)
+        worker.cpu = min(sorted(os.sched_getaffinity(0)), key=used.count)  # read now: a cpuset can change
 
 
 def post_fork(server, worker):
     if pin_workers:  # before the worker starts any thread: every thread it starts inherits the core
-        os.sched_setaffinity(0, {worker.cpu})
+        try:
+            os.sched_setaffinity(0, {worker.cpu})
+        except OSError as e:  # the core left the allowed set since the fork: serve, unpinned
+            server.log.warning("worker %s not pinned to CPU %s: %s", worker.pid, worker.cpu, e)
+            return
         server.log.info("worker %s runs on CPU %s", worker.pid, worker.cpu)
