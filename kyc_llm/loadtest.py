@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
+import itertools
 import json
 import os
 import re
@@ -379,9 +380,10 @@ def client_counts(text: str) -> list[int]:
         low, sep, high = part.strip().partition("-")
         if not (low.isascii() and low.isdigit() and (not sep or (high.isascii() and high.isdigit()))):
             raise ValueError(f"client counts are numbers or ranges like 20-24, not {part.strip()!r}")
-        counts.extend(range(int(low), int(high if sep else low) + 1))
-    if not counts or counts != sorted(set(counts)) or not 1 <= counts[0] <= counts[-1] <= 64:
-        raise ValueError("client counts must be ascending, each from 1 to 64")
+        first, last = int(low), int(high if sep else low)
+        if not (1 <= first <= last <= 64 and (not counts or first > counts[-1])):
+            raise ValueError("client counts must be ascending, each from 1 to 64")
+        counts.extend(range(first, last + 1))
     return counts
 
 
@@ -483,8 +485,8 @@ def main(argv: list[str] | None = None) -> int:
                 for e in r.errors[:3]:
                     print(f"        error: {e[:200]}")
                 before = after
-                # Counts go up: past two misses in a row the server is saturated, and a larger
-                # count that held by chance would overstate what it holds.
+                # Counts go up: past two misses in a row the server is saturated, and the larger
+                # counts would only take time (the figure reported stops at the first miss).
                 if len(rows) >= 2 and not (rows[-1]["within_bounds"] or rows[-2]["within_bounds"]):
                     skipped = [m for m in levels if m > n]
                     if skipped:
@@ -496,19 +498,27 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    good = [r for r in rows if r["within_bounds"]]
-    best = max(good, key=lambda r: r["clients"]) if good else None
+    # The count reported is the last of the first run of counts within bounds: near saturation
+    # p95 swings by 15-20 ms from one count to the next, and a count that held after a smaller
+    # one missed held by chance.
+    held = list(itertools.takewhile(lambda r: r["within_bounds"], rows))
+    best = held[-1] if held else None
+    later = [r["clients"] for r in rows[len(held):] if r["within_bounds"]]
     print(f"decision latency includes the LLM stand-in's {args.llm_delay_ms:g} ms delay")
     if best:
-        print(f"largest load within bounds (no errors, no worker replaced, p95 upload < {P95_BOUND_MS:g} ms): "
+        print(f"largest load within bounds, every smaller count too (no errors, no worker replaced, "
+              f"p95 upload < {P95_BOUND_MS:g} ms): "
               f"{best['clients']} concurrent {args.fps:g}-fps sessions, {best['frames_per_s']} frames/s = "
               f"{best['ceiling_share']:.0%} of the ceiling (target {CEILING_SHARE:.0%})")
     else:
-        print("no client count stayed within bounds")
+        print("the first client count missed the bounds")
+    if later:
+        print(f"not counted: {', '.join(map(str, later))} within bounds after a smaller count missed")
     if args.json:
         args.json.write_text(json.dumps({
             "per_frame_ms": round(first.mean_ms, 2), "per_frame_median_ms": round(first.median_ms, 2),
             "cores": cores, "ceiling_fps": round(cores * 1000.0 / first.mean_ms, 1), "levels": rows, "best": best,
+            "within_bounds_after_a_miss": later,
         }, indent=2))
     return 0 if best else 1
 
