@@ -6,9 +6,9 @@ parts of the analysis that release the GIL. Resources (SQLite connections, FaceM
 the LLM client, the decision thread pool) are created lazily in each worker after the fork,
 so ``preload_app`` stays off: MediaPipe graphs must never cross a fork.
 
-Environment: KYC_HOST / KYC_PORT (bind), KYC_WORKERS (default: the cores this process may use), KYC_THREADS
-(default 4), KYC_PIN_WORKERS (default 0; 1: each worker on a core of its own),
-KYC_CLIENT_TIMEOUT_S (default 10: a client that stalls longer is dropped, see
+Environment: KYC_HOST / KYC_PORT (bind), KYC_WORKERS (default: the cores this process may
+use), KYC_THREADS (default 4), KYC_PIN_WORKERS (default 0; 1: each worker on a core of its
+own), KYC_CLIENT_TIMEOUT_S (default 10: a client that stalls longer is dropped, see
 kyc_llm/web/worker.py), KYC_ACCESS_LOG=1 to log requests to stdout (request lines carry no
 tokens).
 """

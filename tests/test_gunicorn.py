@@ -154,7 +154,11 @@ def cpus_allowed(pid: int) -> set[str]:
     """The CPU lists of all the threads of a process (each as /proc shows it, e.g. "1")."""
     lists = set()
     for status in Path(f"/proc/{pid}/task").glob("*/status"):
-        for line in status.read_text().splitlines():
+        try:
+            text = status.read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        for line in text.splitlines():
             if line.startswith("Cpus_allowed_list:"):
                 lists.add(line.split(":", 1)[1].strip())
     return lists
