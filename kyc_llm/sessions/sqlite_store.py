@@ -33,6 +33,8 @@ _FRAME_COLS_NO_LANDMARKS = tuple(c for c in _FRAME_COLS if c != "landmarks")  # 
 # An open session past its expiry, or one created before a bound whose capture never started;
 # its parameters: the two open statuses, now, that bound.
 _EXPIRED = "((status IN (?, ?) AND expires_at <= ?) OR (status = 'created' AND created_at < ?))"
+# A claim to decide whose decider stopped re-stamping it; its parameter: the stale bound.
+_STALE_CLAIM = "(status = 'deciding' AND deciding_since < ?)"
 
 
 class SQLiteStore:
@@ -125,8 +127,7 @@ class SQLiteStore:
             return row is not None
 
     def stale_decisions(self, stale_before: float) -> list[str]:
-        rows = self._conn().execute("SELECT id FROM sessions WHERE status = 'deciding' AND deciding_since < ?",
-                                    (stale_before,)).fetchall()
+        rows = self._conn().execute(f"SELECT id FROM sessions WHERE {_STALE_CLAIM}", (stale_before,)).fetchall()
         return [r["id"] for r in rows]
 
     def expired_open_sessions(self, now: float, unstarted_before: float | None = None) -> list[str]:
@@ -205,7 +206,7 @@ class SQLiteStore:
         ``at`` identifies the claim (``save_decision``), ``by`` is the audit actor."""
         with self._tx() as c:
             cur = c.execute("UPDATE sessions SET status = 'deciding', deciding_since = ? WHERE id = ? AND "
-                            "(status IN (?, ?) OR (status = 'deciding' AND deciding_since < ?))",
+                            f"(status IN (?, ?) OR {_STALE_CLAIM})",
                             (at, session_id, *OPEN_STATUSES, stale_before))
             if cur.rowcount:
                 _audit(c, session_id, by, "decision_started", {}, at)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..sessions.framestore import MAX_SEQ
+
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -49,7 +51,7 @@ _SCHEMAS: dict[str, Any] = {
         "llm_mode": {"enum": ["live", "offline"]}, "links": {"type": "object"}}},
     "FrameBatch": {"type": "object", "required": ["frames"], "properties": {"frames": {
         "type": "array", "minItems": 1, "items": {"type": "object", "required": ["seq", "image"], "properties": {
-            "seq": {"type": "integer", "minimum": 0, "maximum": 999_999,
+            "seq": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ,
                     "description": "strictly increasing per session (gaps allowed)"},
             "t": {"type": "number", "description": "client capture time in seconds since the first frame"},
             "image": {"type": "string", "description": "data:image/jpeg;base64,..."},
