@@ -197,6 +197,38 @@ def test_failures_alerts_and_stats(store):
     assert [s.id for s in store.list_sessions(limit=1, offset=1)] == ["2" * 32]
 
 
+def test_an_alert_raised_unless_open_is_stored_once_per_session_and_cause(store):
+    replay = lambda sid, at: AlertRecord("high", "replayed_frame", "m", at, session_id=sid)  # noqa: E731
+    first = store.add_alert(replay("a" * 32, T0), unless_open=True)
+    assert first is not None and store.add_alert(replay("a" * 32, T0 + 1), unless_open=True) is None
+    assert store.add_alert(replay("b" * 32, T0 + 2), unless_open=True) is not None  # another session
+    assert store.add_alert(AlertRecord("high", "tampered_upload", "m", T0, session_id="a" * 32),
+                           unless_open=True) is not None  # another cause
+    store.ack_alert(first, "bob", T0 + 3)
+    assert store.add_alert(replay("a" * 32, T0 + 4), unless_open=True) is not None  # the open one was handled
+    assert store.add_alert(replay("a" * 32, T0 + 5)) is not None  # without unless_open: always stored
+    assert len(store.list_alerts(session_id="a" * 32, cause="replayed_frame")) == 3
+
+
+def test_concurrent_alerts_raised_unless_open_store_one(store):
+    # Each thread has its own connection, as each worker process has: a check made outside the
+    # write transaction lets two of them through.
+    for round_ in range(20):
+        sid = f"{round_:032x}"
+        barrier = threading.Barrier(12)
+
+        def raise_it() -> None:
+            barrier.wait()
+            store.add_alert(AlertRecord("high", "replayed_frame", "m", T0, session_id=sid), unless_open=True)
+
+        threads = [threading.Thread(target=raise_it) for _ in range(12)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert len(store.list_alerts(session_id=sid)) == 1
+
+
 def test_local_frame_store(tmp_path):
     fs = LocalFrameStore(tmp_path / "frames")
     key = frame_key("a" * 32, 3, "3" * 16)

@@ -262,10 +262,8 @@ class Decider:
         """Record a byte-identical frame (a still image injected as a camera, or a replay): one
         open alert per session, however many replays follow (each is refused and audited by
         its 409; a flood of alerts would bury the others)."""
-        if self.store.list_alerts(session_id=session.id, cause="replayed_frame", acknowledged=False, limit=1):
-            return
         self.store.add_alert(alert("replayed_frame", f"frame {seq} repeats an earlier frame byte for byte",
-                                   now, session_id=session.id, client_key=session.client_key))
+                                   now, session_id=session.id, client_key=session.client_key), unless_open=True)
 
 
 def _keyframes(evidence: dict[str, Any], records: list[FrameRecord]) -> list[dict[str, Any]]:

@@ -295,8 +295,14 @@ class SQLiteStore:
                                    (client_key, since)).fetchone()
         return int(row["n"])
 
-    def add_alert(self, alert: AlertRecord) -> int:
+    def add_alert(self, alert: AlertRecord, *, unless_open: bool = False) -> int | None:
         with self._tx() as c:
+            # Checked inside the write transaction: two workers raising the same alert at
+            # once cannot both see none open.
+            if unless_open and c.execute(
+                    "SELECT 1 FROM alerts WHERE session_id IS ? AND cause = ? AND acknowledged_at IS NULL LIMIT 1",
+                    (alert.session_id, alert.cause)).fetchone():
+                return None
             cur = c.execute("INSERT INTO alerts (session_id, client_key, severity, cause, message, created_at) "
                             "VALUES (?, ?, ?, ?, ?, ?)", (alert.session_id, alert.client_key, alert.severity,
                                                           alert.cause, alert.message, alert.created_at))
