@@ -26,13 +26,17 @@ def _png(mode: str, size: tuple[int, int]) -> bytes:
     return buf.getvalue()
 
 
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _ihdr(width: int, height: int) -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+
+
 def _png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares its size but holds no pixels: what a decompression bomb looks like."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+    return _ihdr(width, height) + _chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _chunk(b"IEND", b"")
 
 
 def test_colour_jpeg_decodes_to_bgr() -> None:
@@ -155,6 +159,26 @@ def _pil_bytes(img: Image.Image, fmt: str, **options: object) -> bytes:
 def test_formats_and_layouts_a_browser_never_sends(data: bytes, message: str) -> None:
     with pytest.raises(FrameError, match=message):
         intake.decode_image(data)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        # 41 bytes found by fuzzing: OpenCV reserved the declared 4 GB and took 6 s to refuse it.
+        (_ihdr(128, 128) + b"\xff\xff\xff\x00abCd", "truncated chunk"),
+        (_ihdr(128, 128) + struct.pack(">I", 0x7FFFFFFF) + b"IDAT" + b"\x00" * 100, "longer than the file"),
+        (_ihdr(128, 128) + _chunk(b"tEXt", b"") * (intake.MAX_PNG_CHUNKS + 1) + _chunk(b"IEND", b""), "chunks"),
+        (_ihdr(128, 128) + _chunk(b"IDAT", zlib.compress(b"\x00" * 64)), "truncated chunk"),  # no IEND
+    ],
+    ids=["4gb-chunk-41-bytes", "chunk-longer-than-file", "too-many-chunks", "no-iend"],
+)
+def test_png_chunk_lengths_are_checked_before_decoding(data: bytes, message: str, monkeypatch) -> None:
+    def imdecode(*args: object) -> None:
+        raise AssertionError("decoded before its chunks were checked")
+
+    monkeypatch.setattr(intake.cv2, "imdecode", imdecode)
+    with pytest.raises(FrameError, match=message):
+        intake.decode_image(data, allow_alpha=True)
 
 
 def test_jpeg_with_extra_scans_is_refused() -> None:

@@ -32,6 +32,7 @@ ANALYSIS_LONG_EDGE = 960
 
 _DATA_URL = re.compile(r"^data:(image/(?:jpeg|jpg|png));base64,", re.IGNORECASE)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_PNG_CHUNKS = 4096  # 8 MB in IDAT pieces of 8 KB is 1024
 # JPEG start-of-frame markers. Only baseline (C0) and extended sequential (C1) Huffman
 # coding are decoded; progressive, lossless and arithmetic-coded frames are refused.
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -161,6 +162,7 @@ def _jpeg_header(data: bytes) -> Header:
 def _png_header(data: bytes, allow_alpha: bool = False) -> Header:
     if len(data) < 33 or data[12:16] != b"IHDR":
         raise FrameError("image is not a decodable PNG image (no IHDR)")
+    _check_png_chunks(data)
     width = int.from_bytes(data[16:20], "big")
     height = int.from_bytes(data[20:24], "big")
     bit_depth, colour_type = data[24], data[25]
@@ -170,6 +172,26 @@ def _png_header(data: bytes, allow_alpha: bool = False) -> Header:
     if bit_depth != 8:
         raise FrameError(f"image must be 8-bit, got a {bit_depth}-bit PNG")
     return Header("PNG", width, height)
+
+
+def _check_png_chunks(data: bytes) -> None:
+    """Every chunk's declared length must fit in the bytes that follow it, up to IEND.
+
+    OpenCV's PNG reader reserves a chunk's declared length before reading it: a 41-byte file
+    declaring a 4 GB chunk took 4 GB of memory and 6 s to be refused. A browser's canvas
+    writes a handful of chunks (IDAT in pieces of 8 KB or more), hence the cap on their number.
+    """
+    i, n = len(_PNG_SIGNATURE), len(data)
+    for _ in range(MAX_PNG_CHUNKS):
+        if i + 12 > n:
+            raise FrameError("image is not a decodable PNG image (truncated chunk)")
+        length = int.from_bytes(data[i:i + 4], "big")
+        if length > n - i - 12:
+            raise FrameError("image is not a decodable PNG image (a chunk is longer than the file)")
+        if data[i + 4:i + 8] == b"IEND":
+            return
+        i += 12 + length
+    raise FrameError(f"image is not a decodable PNG image (more than {MAX_PNG_CHUNKS} chunks)")
 
 
 def decode_image(data: bytes, allow_alpha: bool = False) -> np.ndarray:
