@@ -103,6 +103,14 @@ def test_openapi_document_lists_every_api_route(app, client):
     assert not batch.is_valid({"frames": [{"seq": -1, "image": "x"}]})
 
 
+def test_unknown_field_names_are_quoted_in_part(client):
+    fields = {"x" * 5_000_000: 1, **{f"f{i}": 1 for i in range(20)}}
+    r = client.post("/api/v1/sessions", json=fields)
+    assert_error(r, 400, "bad_request")
+    message = r.get_json()["error"]["message"]
+    assert len(r.data) < 1000 and "'f0', 'f1', 'f10'" in message and "and 16 more" in message
+
+
 def test_unknown_route_and_wrong_method_answer_json(client):
     assert_error(client.get("/api/v1/nope"), 404, "not_found")
     assert_error(client.get("/api/v1/sessions"), 405, "method_not_allowed")

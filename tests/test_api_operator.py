@@ -128,6 +128,10 @@ def test_alerts_list_filter_and_acknowledge(app, client, clock):
                  404, "not_found")
     assert_error(client.post(f"/api/v1/operator/alerts/{alerts[0]['id']}/ack", json={"by": ""}, headers=OP),
                  400, "bad_request")
+    # A lone surrogate (SQLite cannot store it: was a 500) and control characters are no name.
+    for raw in (b'{"by": "\\ud800x"}', b'{"by": "a\\u0000"}', b'{"by": "a\\nb"}'):
+        assert_error(client.post(f"/api/v1/operator/alerts/{alerts[0]['id']}/ack", data=raw,
+                                 content_type="application/json", headers=OP), 400, "bad_request")
     assert_error(client.post(f"/api/v1/operator/alerts/{alerts[0]['id']}/ack", data=b"{",
                              content_type="application/json", headers=OP), 400, "malformed_json")
 

@@ -110,8 +110,9 @@ def list_alerts() -> Response:
 @bp.post(f"/alerts/<int(max={MAX_ROW_ID}):alert_id>/ack")  # larger ids are 404s, not SQLite overflows
 def ack_alert(alert_id: int) -> Response:
     by = json_body(optional=True, fields=("by",)).get("by", "operator")
-    if not isinstance(by, str) or not 1 <= len(by.strip()) <= 80:
-        raise BadRequest("'by' must be a name of 1-80 characters")
+    # isprintable: no control characters, and no lone surrogates (which SQLite cannot store)
+    if not isinstance(by, str) or not by.isprintable() or not 1 <= len(by.strip()) <= 80:
+        raise BadRequest("'by' must be a name of 1-80 printable characters")
     svc = services()
     alert = svc.sessions.store.ack_alert(alert_id, by, svc.clock())
     if alert is None:

@@ -43,8 +43,15 @@ def json_body(optional: bool = False, fields: tuple[str, ...] | None = None) -> 
     unknown = sorted(set(data) - set(fields)) if fields is not None else []
     if unknown:
         reads = f"only {', '.join(fields)} is read" if fields else "the body must be empty or {}"
-        raise BadRequest(f"unknown field(s): {', '.join(unknown)}; {reads}")
+        raise BadRequest(f"unknown field(s): {_names(unknown)}; {reads}")
     return data
+
+
+def _names(names: list[str], shown: int = 5, length: int = 40) -> str:
+    """Field names for an error message, in part: the message must not grow with what a
+    client sends (a 5 MB key came back as a 5 MB error)."""
+    out = ", ".join(repr(n if len(n) <= length else n[:length] + "…") for n in names[:shown])
+    return out + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def bearer_token() -> str | None:
@@ -128,7 +135,7 @@ def _json_batch() -> list[Upload]:
             raise BadRequest(f"frames[{i}] must be an object")
         extra = set(item) - {"seq", "t", "image", "patch"}
         if extra:
-            raise BadRequest(f"frames[{i}]: unknown field(s) {', '.join(sorted(extra))}")
+            raise BadRequest(f"frames[{i}]: unknown field(s) {_names(sorted(extra))}")
         if "seq" not in item or "image" not in item:
             raise BadRequest(f"frames[{i}] needs 'seq' and 'image'")
         if not isinstance(item["seq"], int):
