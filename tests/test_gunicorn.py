@@ -150,6 +150,24 @@ def test_requests_gunicorn_refuses_get_the_json_error_shape(tmp_path: Path) -> N
         assert healthz(port, 5) == 200
 
 
+def test_a_body_that_ends_before_its_content_length_is_incomplete(tmp_path: Path) -> None:
+    """The client sends a whole JSON object but fewer bytes than its Content-Length, then
+    closes its side: gunicorn passed the short body on as if complete (a session was created)."""
+    import json
+
+    with gunicorn(tmp_path, workers=1, threads=2, client_timeout_s=5) as (port, _):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"POST /api/v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 100\r\n\r\n{}")
+            s.shutdown(socket.SHUT_WR)
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.split(b" ")[1] == b"400", head
+        assert json.loads(body)["error"]["code"] == "incomplete_body"
+
+
 def cpus_allowed(pid: int) -> set[str]:
     """The CPU lists of all the threads of a process (each as /proc shows it, e.g. "1")."""
     lists = set()

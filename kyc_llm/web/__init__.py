@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from flask import Flask, current_app, request
+from werkzeug.exceptions import ClientDisconnected
 
 from ..config import ROOT, Config
 from ..sessions import Services
@@ -63,12 +64,17 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping
     app.url_map.converters["int"] = AsciiIntConverter
 
     @app.before_request
-    def _transfer_coding() -> None:
+    def _body_framing() -> None:
         # gunicorn de-chunks a body but passes gzip or deflate through undecoded (a gzip body
         # was read as no body at all): chunked is the one transfer coding taken.
         codings = [c.strip().lower() for c in request.headers.get("Transfer-Encoding", "").split(",") if c.strip()]
         if any(c != "chunked" for c in codings):
             raise UnsupportedTransferCoding("only the chunked transfer coding is supported")
+        # gunicorn hands on a body that ended before its Content-Length (the client closed its
+        # side) as if it were whole; HTTP calls such a message incomplete. Read once, cached
+        # for the route.
+        if request.content_length and len(request.get_data(cache=True)) < request.content_length:
+            raise ClientDisconnected()
 
     app.register_blueprint(api_bp)
     app.register_blueprint(operator_bp)
