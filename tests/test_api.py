@@ -114,6 +114,7 @@ def test_unknown_field_names_are_quoted_in_part(client):
 def test_unknown_route_and_wrong_method_answer_json(client):
     assert_error(client.get("/api/v1/nope"), 404, "not_found")
     assert_error(client.get("/api/v1/sessions"), 405, "method_not_allowed")
+    assert_error(client.post("/api/v1//sessions"), 404, "not_found")  # was a 308 with an HTML body
 
 
 # -- tokens ----------------------------------------------------------------------------------

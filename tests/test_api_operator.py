@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import cv2
+import numpy as np
 import pytest
+
 
 from test_api import assert_error
 from test_api_support import OP, Api, clip_frames, db_rows, live_spec, noise_jpeg
@@ -94,6 +97,15 @@ def test_kept_frames_are_served_as_keyframes(app_config, clock, shared_data):
     assert_error(client.get(f"/api/v1/operator/sessions/{api.id}/frames/9999", headers=OP), 404,
                  "session_not_found")
     app.extensions["kyc"].close()
+
+
+def test_a_kept_png_frame_is_served_as_png(client, clock):
+    api = Api(client, clock)
+    png = cv2.imencode(".png", np.random.default_rng(3).integers(0, 255, (96, 96, 3), dtype=np.uint8))[1].tobytes()
+    assert api.post_frames([(0, 0.0, noise_jpeg(1)), (1, 0.1, png)]).status_code == 200
+    jpeg_frame = client.get(f"/api/v1/operator/sessions/{api.id}/frames/0", headers=OP)
+    png_frame = client.get(f"/api/v1/operator/sessions/{api.id}/frames/1", headers=OP)
+    assert (jpeg_frame.mimetype, png_frame.mimetype) == ("image/jpeg", "image/png") and png_frame.data == png
 
 
 def test_alerts_list_filter_and_acknowledge(app, client, clock):

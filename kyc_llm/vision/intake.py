@@ -31,7 +31,7 @@ MAX_ASPECT = 4.0  # a camera frame is never a thin strip
 ANALYSIS_LONG_EDGE = 960
 
 _DATA_URL = re.compile(r"^data:(image/(?:jpeg|jpg|png));base64,", re.IGNORECASE)
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_CHUNKS = 4096  # 8 MB in IDAT pieces of 8 KB is 1024
 # JPEG start-of-frame markers. Only baseline (C0) and extended sequential (C1) Huffman
 # coding are decoded; progressive, lossless and arithmetic-coded frames are refused.
@@ -112,7 +112,7 @@ def read_header(data: bytes, allow_alpha: bool = False) -> Header:
     dimensions outside the limits."""
     if data.startswith(b"\xff\xd8"):
         header = _jpeg_header(data)
-    elif data.startswith(_PNG_SIGNATURE):
+    elif data.startswith(PNG_SIGNATURE):
         header = _png_header(data, allow_alpha)
     else:
         raise FrameError("image is not a decodable JPEG or PNG image")
@@ -181,7 +181,7 @@ def _check_png_chunks(data: bytes) -> None:
     declaring a 4 GB chunk took 4 GB of memory and 6 s to be refused. A browser's canvas
     writes a handful of chunks (IDAT in pieces of 8 KB or more), hence the cap on their number.
     """
-    i, n = len(_PNG_SIGNATURE), len(data)
+    i, n = len(PNG_SIGNATURE), len(data)
     for _ in range(MAX_PNG_CHUNKS):
         if i + 12 > n:
             raise FrameError("image is not a decodable PNG image (truncated chunk)")
@@ -298,7 +298,7 @@ def load_patch(source: bytes | str, x: int, y: int) -> Patch:
     (x, y). Raises ``FrameError`` for JPEG or anything else lossy, a bad position, or sides
     outside [PATCH_MIN_SIDE, PATCH_MAX_SIDE]."""
     data = decode_data_url(source) if isinstance(source, str) else source
-    if not isinstance(data, (bytes, bytearray, memoryview)) or not bytes(data[:8]) == _PNG_SIGNATURE:
+    if not isinstance(data, (bytes, bytearray, memoryview)) or not bytes(data[:8]) == PNG_SIGNATURE:
         raise FrameError("a texture patch must be a PNG image (lossless)")
     if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, int) or not isinstance(y, int) or x < 0 or y < 0:
         raise FrameError("a texture patch position must be two non-negative integers")

@@ -62,6 +62,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping
 
     register_error_handlers(app)
     app.url_map.converters["int"] = AsciiIntConverter
+    app.url_map.merge_slashes = False  # "/api/v1//sessions" is a 404 in JSON, not an HTML redirect
 
     @app.before_request
     def _body_framing() -> None:

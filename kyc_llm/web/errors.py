@@ -84,7 +84,7 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(exc, OperatorUnauthorized):
             headers["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
         status = _status_of(exc)
-        if status >= 500:
+        if status >= 500 and status != 501:  # 501: a transfer coding the client chose, not our fault
             log.error("%s on %s %s: %s", exc.code, request.method, request.path, exc.message)
         elif not isinstance(exc, SessionError) or status >= 429:
             log.info("%s %s -> %d %s", request.method, request.path, status, exc.code)

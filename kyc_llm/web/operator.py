@@ -15,6 +15,7 @@ from ..sessions.analysis import rounded_summary
 from ..sessions.errors import AlertNotFound, BadRequest, OperatorUnauthorized, SessionNotFound
 from ..sessions.framestore import MAX_SEQ, FrameStoreError
 from ..sessions.store import SEVERITIES, STATUSES
+from ..vision.intake import PNG_SIGNATURE
 from . import services
 from .requests import json_body, query_choice, query_float, query_int
 
@@ -85,7 +86,7 @@ def session_detail(session_id: str) -> Response:
 
 @bp.get(f"/sessions/<session_id>/frames/<int(max={MAX_SEQ}):seq>")
 def frame_image(session_id: str, seq: int) -> Response:
-    """One kept frame as JPEG (404 once the retention policy deleted it)."""
+    """One kept frame as it was uploaded, JPEG or PNG (404 once the retention policy deleted it)."""
     svc = services().sessions
     record = svc.store.frame(session_id, seq)
     if record is None or record.stored_key is None:
@@ -94,7 +95,8 @@ def frame_image(session_id: str, seq: int) -> Response:
         data = svc.frames.get(record.stored_key)
     except FrameStoreError:
         raise SessionNotFound("frame not found or no longer kept") from None
-    return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
+    mimetype = "image/png" if data.startswith(PNG_SIGNATURE) else "image/jpeg"  # the upload checked it is one
+    return Response(data, mimetype=mimetype, headers={"Cache-Control": "no-store"})
 
 
 @bp.get("/alerts")
