@@ -91,7 +91,7 @@
               timer: null, ui: null, done: false, completing: false,
               nose: null, lastImage: null };
     $("mode").hidden = session.llm_mode !== "offline";
-    $("mode").textContent = "Demo mode: the AI judge is not configured, results come from video checks only.";
+    $("mode").textContent = "The AI judge is not available on this server: the video checks run without it.";
     renderSteps(session.challenge.steps);
     show("capture");
     const video = $("preview");

@@ -273,6 +273,17 @@ def test_a_failure_after_the_decision_is_stored_raises_an_alert(judged, clock, s
         ("high", "decision_error", "after the decision: OSError")]
 
 
+def test_an_offline_review_because_the_llm_is_required_says_a_person_will_look(app_config, clock, shared_data):
+    from kyc_llm.web import create_app
+
+    app = create_app({**app_config, "require_llm": True}, environ={}, clock=clock)
+    api = _run_live(app.test_client(), clock, shared_data)
+    result = api.complete().get_json()["result"]
+    assert (result["decision"], result["guidance"]) == ("review", "review")
+    assert "a person will look" in result["note"] and "video checks alone" not in result["note"]
+    app.extensions["kyc"].close()
+
+
 def test_offline_decisions_need_no_keyframes(client, app, clock, shared_data, monkeypatch):
     """With no LLM configured no keyframe is loaded: frames the store did not keep change
     nothing, the vision checks decide alone and say so."""

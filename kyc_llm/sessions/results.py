@@ -23,7 +23,12 @@ MESSAGES = {
              "inside the oval and follow each instruction while it is shown.",
     "review": "Thank you. A member of our team will review your check and get back to you.",
 }
-OFFLINE_NOTE = "This demo runs without the AI judge: the result comes from the video checks only."
+# Without the LLM: said beside every result, in words true in production as in a demo (a
+# review there may be the missing LLM's doing, when the LLM is required).
+OFFLINE_NOTES = {
+    "review": "This check ran without the AI judge: a person will look at it.",
+    "other": "This check ran without the AI judge: the result comes from the video checks alone.",
+}
 
 
 def guidance_for(decision: str, reasons: Iterable[str]) -> str:
@@ -42,5 +47,5 @@ def user_result(decision: str, guidance: str | None, llm_mode: str) -> dict[str,
     out: dict[str, Any] = {"decision": decision, "guidance": guidance, "message": MESSAGES[guidance],
                            "can_retry": guidance in ("retry", "fail")}
     if llm_mode == "offline":
-        out["note"] = OFFLINE_NOTE
+        out["note"] = OFFLINE_NOTES["review" if guidance == "review" else "other"]
     return out
