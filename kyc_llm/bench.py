@@ -90,11 +90,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         argv.remove("--llm")
         return llm_main(argv)
-    parser = argparse.ArgumentParser(prog="python -m kyc_llm.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m kyc_llm.bench", description=__doc__.split("\n")[0],
+                                     epilog="With --llm, it times the judgment request instead "
+                                            "(python -m kyc_llm.bench --llm --help).")
     parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="a real face clip (default: %(default)s)")
-    parser.add_argument("--frames", type=int, default=200, help="frames to time (default 200)")
+    parser.add_argument("--frames", type=int, default=200,
+                        help="frames to time, at most the clip's own (default 200)")
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     args = parser.parse_args(argv)
+    if args.frames < 1:
+        parser.error("--frames must be 1 or more")
     if not args.clip.is_file():
         print(f"error: clip {args.clip} not found", file=sys.stderr)
         return 2
