@@ -206,19 +206,25 @@
   }
 
   // Two panels over session time: head pose (degrees) above, eye/mouth/smile ratios below.
+  // Action names sit in a strip above the panels and legends in a margin on the right, so
+  // neither curves nor the detection markers run through any text.
   function drawPlot(points, steps, actions) {
     const cv = $("plot"), g = cv.getContext("2d");
-    const W = cv.width, H = cv.height, L = 50, R = 10, T = 10, gap = 30, ph = (H - T - gap - 25) / 2;
+    const W = cv.width, H = cv.height, L = 50, R = 105, T = 22, gap = 30, ph = (H - T - gap - 25) / 2;
     g.clearRect(0, 0, W, H);
     g.font = "12px system-ui";
     const tmax = Math.max(1, ...points.map((p) => p.t || 0), ...steps.map((s) => s.end_s));
     const x = (t) => L + (W - L - R) * t / tmax;
     const colours = ["rgba(21,88,176,.10)", "rgba(154,103,0,.12)"];
     steps.forEach((s, i) => {
+      const x0 = x(s.start_s), w = x(s.end_s) - x0;
       g.fillStyle = colours[i % 2];
-      g.fillRect(x(s.start_s), T, x(s.end_s) - x(s.start_s), 2 * ph + gap);
+      g.fillRect(x0, T, w, 2 * ph + gap);
+      g.save();  // a name longer than its window is cut at the window's edge
+      g.beginPath(); g.rect(x0, 0, w, T); g.clip();
       g.fillStyle = "#333";
-      g.fillText((i + 1) + ". " + s.action, x(s.start_s) + 3, T + 12);
+      g.fillText((i + 1) + ". " + s.action, x0 + 3, T - 7);
+      g.restore();
     });
     const panels = [
       { top: T, series: [["yaw", "#1558b0"], ["pitch", "#b42318"]], label: "degrees" },
@@ -243,11 +249,9 @@
           pen = true;
         }
         g.stroke();
-      });
-      panel.series.forEach(([k, colour], si) => {  // the legend last, on white: curves pass under it
-        const lx = W - R - 260 + si * 85;
-        g.fillStyle = "rgba(255, 255, 255, 0.85)"; g.fillRect(lx - 3, panel.top + 1, g.measureText(k).width + 6, 15);
-        g.fillStyle = colour; g.fillText(k, lx, panel.top + 12);
+        const ly = panel.top + 12 + si * 17;  // the legend, one line per series, right of the panel
+        g.beginPath(); g.moveTo(W - R + 8, ly - 4); g.lineTo(W - R + 20, ly - 4); g.stroke();
+        g.fillStyle = colour; g.fillText(k, W - R + 24, ly);
       });
     }
     for (const a of actions) {  // where each action was detected: its peak, marked on both panels
@@ -255,7 +259,7 @@
       g.strokeStyle = a.verdict === "performed" ? "#1a7f37" : "#b42318";
       g.setLineDash([4, 3]); g.beginPath(); g.moveTo(x(a.peak_t), T); g.lineTo(x(a.peak_t), T + 2 * ph + gap); g.stroke();
       g.setLineDash([]);
-      g.fillStyle = g.strokeStyle; g.fillText(a.verdict, x(a.peak_t) + 3, T + 2 * ph + gap - 4);
+      g.fillStyle = g.strokeStyle; g.fillText(a.verdict, x(a.peak_t) + 3, T + ph + gap / 2 + 4);  // between the panels
     }
     g.fillStyle = "#555";
     for (let t = 0; t <= tmax; t += 1) g.fillText(t + " s", x(t) - 6, H - 6);
