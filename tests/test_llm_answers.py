@@ -113,7 +113,12 @@ def test_wording_schema_pins_the_actions_and_the_vocabulary() -> None:
         ("Do turn_left now", "markup"),
         ("See https://evil.example", "markup"),
         ("Turn left\nthen right", "control"),
-        ("Turn \u202eleft", "direction-override"),
+        ("Turn \u202eleft", "direction"),
+        ("Turn \u200fleft", "direction"),  # a direction mark, not an override
+        ("Turn\u200b left", "invisible"),  # zero-width space
+        ("Turn left\u2028then right", "invisible"),  # line separator
+        ("Turn \ud800left", "invisible"),  # a lone surrogate
+        ("\u0645\u0627\u0644 \u0631\u0623\u0633\u0643", None),  # Arabic letters are fine
     ],
 )
 def test_markup_problem(text: str, problem: str | None) -> None:

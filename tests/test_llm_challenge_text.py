@@ -8,7 +8,9 @@ import itertools
 import json
 import random
 import secrets
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,11 +122,29 @@ def _reason_for(answer: str, templates: Templates) -> str:
                                *GOOD["steps"][1:]]}), "llm_invalid: steps/0/text"),
         (json.dumps({"steps": [{"action": "turn_right", "text": "Do turn_right"},
                                *GOOD["steps"][1:]]}), "llm_invalid: step 1 text contains markup"),
+        (json.dumps({"steps": [{"action": "turn_right", "text": "  a  "}, *GOOD["steps"][1:]]}),
+         "llm_invalid: step 1 text is shorter than 3"),
+        # Short but nested deep: the schema's uniqueItems recursed past the stack (was a 500).
+        ('{"steps": ' + json.dumps(GOOD["steps"]) + ', "unsuitable": [' + "[" * 300 + "]" * 300 + ", "
+         + "[" * 300 + "]" * 300 + "]}", "llm_invalid: the answer is nested too deeply"),
     ],
 )
 def test_invalid_wording_falls_back_to_local_with_the_reason(answer: str, reason: str,
                                                              templates: Templates) -> None:
     assert _reason_for(answer, templates).startswith(reason)
+
+
+def test_a_wording_template_that_fails_on_this_challenge_falls_back_to_local(tmp_path: Path) -> None:
+    """The check renders sample data; a template can still fail on a real challenge (here, one
+    of two steps where the sample has three): local wording, not a failed session."""
+    prompts = Path(shutil.copytree(SETTINGS.prompts_dir, tmp_path / "prompts"))
+    path = prompts / "challenge_wording.jinja"
+    path.write_text(path.read_text(encoding="utf-8") + "\n{{ steps[2].action }}", encoding="utf-8")
+    broken = load_templates(prompts)
+    provider = MockProvider().enqueue(json.dumps(GOOD))
+    wording = write_challenge(provider, STEPS[:2], SETTINGS, broken)
+    assert wording.source == "local" and wording.fallback_reason.startswith("template_error: ")
+    assert provider.history == []  # nothing was sent
 
 
 def test_unavailable_provider_falls_back(templates: Templates) -> None:

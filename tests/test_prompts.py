@@ -4,6 +4,7 @@ with a message naming the file and the problem; the command line does the same."
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -103,6 +104,13 @@ BROKEN = {
     "local-two-lines": ("challenge_local", _replace("{{ table[step.action] }}\n",
                                                    "{{ table[step.action] }}\n\n"),
                         r"one non-empty line per step"),
+    # Errors Python raises inside Jinja (not Jinja's own) are the template's problem too.
+    "division-by-zero": ("system", lambda t: t + "\n{{ 1 // (language|length - 2) }}",
+                         r"does not render \(line \d+\): ZeroDivisionError"),
+    "include-without-loader": ("system", lambda t: t + "\n{% include 'other' %}",
+                               r"does not render.*TypeError: no loader"),
+    "recursive-macro": ("system", lambda t: t + "\n{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
+                        r"does not render.*RecursionError"),
 }
 
 
@@ -143,7 +151,10 @@ def test_errors_name_the_line_in_the_file(prompts: Path, line: str, broken: str,
         (lambda d: (d / "answer_repair.jinja").unlink(), r"missing templates \['answer_repair'\]"),
         (lambda d: shutil.rmtree(d), r"prompts directory not found"),
         (lambda d: (d / "system.jinja").write_bytes(b"+++\n\xff\xfe"), r"cannot read"),
+        (lambda d: (d / "system.jinja").write_bytes(b"+++\n" + b" " * 70_000), r"larger than 65536 bytes"),
+        (lambda d: ((d / "system.jinja").unlink(), os.mkfifo(d / "system.jinja")), r"not a regular file"),
     ],
+    ids=["extra-file", "missing-file", "no-directory", "not-utf8", "too-large", "fifo"],
 )
 def test_directory_problems(prompts: Path, breakage: Callable[[Path], object], message: str) -> None:
     breakage(prompts)

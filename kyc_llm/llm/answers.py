@@ -21,8 +21,10 @@ MAX_PROBLEMS = 8
 _FENCE = re.compile(r"\A```(?:json)?[ \t]*\n(.*)\n```\Z", re.DOTALL)
 # Characters that would render as markup or links on the page, and raw action names.
 _MARKUP = re.compile(r"[<>`*#\[\]{}|\\_]|https?:|www\.", re.IGNORECASE)
-# Bidirectional overrides can make text display differently from what was validated.
-_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+# Characters that do not show as themselves: controls, format characters (zero-width and
+# direction marks, which can make text display differently from what was validated),
+# surrogates, private-use and unassigned code points, line and paragraph separators.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -58,10 +60,13 @@ def parse_answer(text: str, schema: dict[str, Any]) -> dict[str, Any]:
         raise AnswerError([f"the answer is not one JSON object: {exc}"[:200]]) from None
     if not isinstance(data, dict):
         raise AnswerError([f"the answer is a JSON {type(data).__name__}, not an object"])
-    errors = sorted(
-        Draft202012Validator(schema).iter_errors(data),
-        key=lambda e: [str(p) for p in e.absolute_path],
-    )
+    try:  # the schema's uniqueItems compares values recursively: a short answer can nest deep
+        errors = sorted(
+            Draft202012Validator(schema).iter_errors(data),
+            key=lambda e: [str(p) for p in e.absolute_path],
+        )
+    except RecursionError:
+        raise AnswerError(["the answer is nested too deeply"]) from None
     if errors:
         raise AnswerError([
             f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"[:200]
@@ -73,11 +78,12 @@ def parse_answer(text: str, schema: dict[str, Any]) -> dict[str, Any]:
 def markup_problem(text: str) -> str | None:
     """Return why ``text`` is unfit to show a user as plain text, or None when it is fine.
 
-    Refused: control and bidi-override characters, markup or link characters, underscores
-    (a raw action name such as ``turn_left``).
+    Refused: control, format (zero-width, direction marks), surrogate, private-use and
+    unassigned characters, line and paragraph separators, markup or link characters,
+    underscores (a raw action name such as ``turn_left``).
     """
-    if any(unicodedata.category(ch) == "Cc" or ch in _BIDI for ch in text):
-        return "contains control or direction-override characters"
+    if any(unicodedata.category(ch) in _INVISIBLE for ch in text):
+        return "contains control, invisible or direction characters"
     found = _MARKUP.search(text)
     if found:
         return f"contains markup or a link ({found.group(0)!r})"

@@ -56,6 +56,7 @@ class TemplateError(KycError, ValueError):
     """A prompt template is missing, malformed, or does not render with its variables."""
 
     code = "bad_template"
+    status = 500  # the service's own files: never the client's fault
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(f"{path}: {message}" if path else message)

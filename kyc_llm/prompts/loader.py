@@ -40,6 +40,7 @@ FENCE = "+++"
 HEADER_KEYS = {"name", "version", "description", "variables", "output_schema", "model"}
 MODEL_KEYS = {"max_tokens", "temperature"}
 MAX_RENDERED_CHARS = 20_000
+MAX_TEMPLATE_BYTES = 64 * 1024  # the largest template is under 3 KB
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,11 @@ class Template:
             raise TemplateError(f"missing variables {missing}", path=self.info.path)
         try:
             text = self._template.render(**{v: variables[v] for v in self.info.variables})
-        except JinjaError as exc:
+        except Exception as exc:  # noqa: BLE001 - Jinja lets Python's own errors through (1 // 0, recursion)
             line = _body_line_of(exc)
             where = f" (line {line + self._body_line})" if line else ""
-            raise TemplateError(f"does not render{where}: {exc}", path=self.info.path) from None
+            detail = str(exc) if isinstance(exc, JinjaError) else f"{type(exc).__name__}: {exc}"
+            raise TemplateError(f"does not render{where}: {detail[:300]}", path=self.info.path) from None
         text = text.strip()
         if not text or len(text) > MAX_RENDERED_CHARS:
             raise TemplateError(
@@ -101,7 +103,7 @@ class Template:
         return text
 
 
-def _body_line_of(exc: JinjaError) -> int | None:
+def _body_line_of(exc: Exception) -> int | None:
     """The body line an error comes from: syntax errors carry it; for runtime errors Jinja
     rewrites the traceback so the template's frames report their own line numbers."""
     line = getattr(exc, "lineno", None)
@@ -148,6 +150,11 @@ def load_template(path: str | Path) -> Template:
     path = Path(path)
     where = str(path)
     try:
+        # A regular file of bounded size: a FIFO would hang the start, /dev/zero fill memory.
+        if not path.is_file():
+            raise TemplateError("is not a regular file", path=where)
+        if path.stat().st_size > MAX_TEMPLATE_BYTES:
+            raise TemplateError(f"is larger than {MAX_TEMPLATE_BYTES} bytes", path=where)
         raw = path.read_bytes()
         text = raw.decode("utf-8-sig")  # tolerate a BOM some editors add
     except (OSError, UnicodeDecodeError) as exc:

@@ -84,11 +84,13 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(exc, OperatorUnauthorized):
             headers["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
         status = _status_of(exc)
+        message = exc.message
         if status >= 500 and status != 501:  # 501: a transfer coding the client chose, not our fault
             log.error("%s on %s %s: %s", exc.code, request.method, request.path, exc.message)
+            message = "something went wrong on our side; please try again later"  # details (paths) stay in the log
         elif not isinstance(exc, SessionError) or status >= 429:
             log.info("%s %s -> %d %s", request.method, request.path, status, exc.code)
-        return error_response(status, exc.code, exc.message, headers)
+        return error_response(status, exc.code, message, headers)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
