@@ -43,7 +43,6 @@ class Config:
     port: int = 8000  # KYC_PORT
     database: str = str(ROOT / "instance" / "kyc.sqlite3")  # KYC_DATABASE: path or sqlite:///path
     thresholds_path: str | None = None  # KYC_THRESHOLDS_PATH: None = the vision layer's calibrated file
-    prompts_dir: str = str(ROOT / "prompts")  # KYC_PROMPTS_DIR
     # Frames: where the JPEGs live until the retention policy deletes them.
     frame_store: str = "local"  # KYC_FRAME_STORE: local | s3
     frame_dir: str = str(ROOT / "instance" / "frames")  # KYC_FRAME_DIR
@@ -113,8 +112,13 @@ class Config:
         for f in fields(cls):
             if f.name == "llm_env":
                 continue
-            raw = environ.get("KYC_" + f.name.upper())
-            if raw is not None and raw != "":
+            name = "KYC_" + f.name.upper()
+            raw = environ.get(name)
+            if raw is not None:
+                # Set but empty is refused, not read as unset: KYC_ENV= from a template whose
+                # value went missing would otherwise start a production server in development.
+                if not raw.strip():
+                    raise ConfigError(f"{name} is set but empty: unset it for the default, or give a value")
                 values[f.name] = _parse(f.name, raw)
         values["llm_env"] = {k: v for k, v in environ.items() if k.startswith(LLM_ENV_PREFIXES)}
         config = cls(**values)

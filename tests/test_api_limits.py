@@ -103,6 +103,9 @@ def test_fixed_challenge_is_refused_in_production(app_config):
     ({"KYC_FPS_HINT": "1e308"}, "KYC_FPS_HINT must be at most 30"),
     ({"KYC_DECISION_WORKERS": "100000"}, "KYC_DECISION_WORKERS must be at most 64"),
     ({"KYC_FPS_HINT": "20", "KYC_MAX_FRAMES": "60"}, "fewer than the page uploads in a capture"),
+    # empty is not unset: an empty KYC_ENV started in development mode
+    ({"KYC_ENV": ""}, "KYC_ENV is set but empty"),
+    ({"KYC_SESSION_TTL_S": " "}, "KYC_SESSION_TTL_S is set but empty"),
 ])
 def test_bad_environment_stops_the_start(tmp_path, env, match):
     base = {"KYC_DATABASE": str(tmp_path / "db.sqlite3"), "KYC_FRAME_DIR": str(tmp_path / "f")}

@@ -284,6 +284,18 @@ def test_an_offline_review_because_the_llm_is_required_says_a_person_will_look(a
     app.extensions["kyc"].close()
 
 
+def test_a_template_failing_mid_request_is_a_500_that_names_no_server_path(client, app, monkeypatch):
+    from kyc_llm.llm.errors import TemplateError
+
+    def broken() -> None:
+        raise TemplateError("does not render", path="/srv/kyc/prompts/challenge_local.jinja")
+
+    monkeypatch.setattr(app.extensions["kyc"].workflow, "issue_challenge", broken)
+    r = client.post("/api/v1/sessions")
+    assert r.status_code == 500 and r.get_json()["error"]["code"] == "bad_template"
+    assert "/srv" not in r.get_data(as_text=True)
+
+
 def test_offline_decisions_need_no_keyframes(client, app, clock, shared_data, monkeypatch):
     """With no LLM configured no keyframe is loaded: frames the store did not keep change
     nothing, the vision checks decide alone and say so."""

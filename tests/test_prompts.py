@@ -162,6 +162,42 @@ def test_directory_problems(prompts: Path, breakage: Callable[[Path], object], m
         load_templates(prompts)
 
 
+def _create_app(tmp_path: Path, prompts: Path, **env: str):  # type: ignore[no-untyped-def]
+    from kyc_llm.web import create_app
+
+    return create_app(environ={"KYC_DATABASE": str(tmp_path / "db.sqlite3"), "KYC_FRAME_DIR": str(tmp_path / "f"),
+                               "KYC_LLM_PROMPTS_DIR": str(prompts), **env})
+
+
+def test_the_server_loads_the_folder_the_check_command_checks(tmp_path: Path, prompts: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """One variable, KYC_LLM_PROMPTS_DIR, for both (the server read KYC_PROMPTS_DIR)."""
+    (prompts / "system.jinja").write_text("+++\nbroken", encoding="utf-8")
+    monkeypatch.delenv("KYC_LLM_PROMPTS_DIR", raising=False)
+    assert main(["check"]) == 0  # without the variable: the repository's folder
+    monkeypatch.setenv("KYC_LLM_PROMPTS_DIR", str(prompts))
+    assert main(["check"]) == 1
+    with pytest.raises(TemplateError, match="system.jinja"):
+        _create_app(tmp_path, prompts)
+
+
+def test_templates_that_break_on_the_servers_settings_stop_its_start(tmp_path: Path, prompts: Path) -> None:
+    """The check renders English and three steps; the server renders its own language and
+    challenge length, so those are rendered at its start too."""
+    local = prompts / "challenge_local.jinja"
+    local.write_text(local.read_text(encoding="utf-8").replace('    "smile": "Faites-nous un grand sourire",\n', ""),
+                     encoding="utf-8")
+    check_all(prompts)  # English is complete
+    _create_app(tmp_path, prompts).extensions["kyc"].close()
+    with pytest.raises(TemplateError, match=r"challenge_local.jinja.*smile"):
+        _create_app(tmp_path, prompts, KYC_LLM_LANGUAGE="fr")
+    wording = prompts / "challenge_wording.jinja"
+    wording.write_text(wording.read_text(encoding="utf-8") + "\n{{ steps[2].action }}", encoding="utf-8")
+    local.write_text((DEFAULT_PROMPTS_DIR / "challenge_local.jinja").read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(TemplateError, match=r"challenge_wording.jinja"):
+        _create_app(tmp_path, prompts, KYC_LLM_CHALLENGE_LENGTH="2")
+
+
 def test_other_files_such_as_the_readme_are_ignored(prompts: Path) -> None:
     (prompts / "notes.txt").write_text("drafts")
     assert len(check_all(prompts)) == len(CATALOG)

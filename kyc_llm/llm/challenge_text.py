@@ -116,6 +116,23 @@ def local_wording(actions: Sequence[str], language: str, templates: Templates) -
     return tuple(line.strip() for line in lines)
 
 
+def check_wording_templates(templates: Templates, settings: LLMSettings,
+                            fixed: Sequence[str] | None = None) -> None:
+    """Render what this server will render, beyond the sample the template check uses (3
+    steps, English): every action's local wording in the configured language, and the
+    wording request for the configured challenge length (and the fixed challenge, if any).
+
+    Raises ``TemplateError`` naming the file: a language table without an action, or a
+    template written for one length only, stops the start instead of failing sessions.
+    """
+    local_wording(ACTIONS, settings.language, templates)
+    for actions in (ACTIONS[:settings.challenge_length], *([tuple(fixed)] if fixed else [])):
+        schema = wording_schema(actions, WORDING_MAX_CHARS)
+        templated_request(templates, TEMPLATE, wording_variables(
+            actions, language=settings.language, accessibility="", max_chars=WORDING_MAX_CHARS,
+            schema=schema), language=settings.language)
+
+
 def write_challenge(
     provider: Provider,
     steps: Sequence[Step] | Sequence[str],

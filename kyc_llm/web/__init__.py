@@ -9,7 +9,6 @@ use by ``kyc_llm.sessions.Services``.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from flask import Flask, current_app, request
@@ -32,6 +31,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping
     environment) let tests control time and the LLM. Raises ``ConfigError`` for bad settings,
     a fixed challenge in production, unreadable thresholds, or a broken prompt template.
     """
+    from ..llm.challenge_text import check_wording_templates
+    from ..llm.settings import LLMSettings
     from ..prompts import load_templates
     from ..vision.thresholds import load_thresholds
     from .api import bp as api_bp
@@ -42,7 +43,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping
 
     config = Config.from_env(environ, test_config)
     thresholds = load_thresholds(config.thresholds_path)
-    templates = load_templates(Path(config.prompts_dir))  # refuses a broken template
+    llm_settings = LLMSettings.from_env(config.llm_env)
+    templates = load_templates(llm_settings.prompts_dir)  # refuses a broken template
+    check_wording_templates(templates, llm_settings,  # and one that breaks on these settings
+                            [a for a, _ in config.fixed_challenge] if config.fixed_challenge else None)
 
     app = Flask(__name__, root_path=str(ROOT), template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"), static_url_path="/static")
