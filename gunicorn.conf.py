@@ -15,6 +15,10 @@ tokens).
 
 import multiprocessing
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # kyc_llm, whatever the working directory
+from kyc_llm.errors import KycError  # noqa: E402
 
 
 def _number(name: str, default: int, low: int, high: int) -> int:
@@ -39,6 +43,10 @@ bind = f"{os.environ.get('KYC_HOST', '127.0.0.1')}:{_number('KYC_PORT', 8000, 1,
 workers = _number("KYC_WORKERS", len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                   else multiprocessing.cpu_count(), 1, 64)
 worker_class = "kyc_llm.web.worker.BalancedThreadWorker"  # gthread, balanced: see that module
+try:  # it reads KYC_CLIENT_TIMEOUT_S on import; a refusal in gunicorn's own import is a traceback
+    import kyc_llm.web.worker  # noqa: E402, F401
+except KycError as exc:
+    raise SystemExit(f"gunicorn.conf.py: {exc.message}")
 threads = _number("KYC_THREADS", 4, 1, 64)
 # gthread's main loop reports to the arbiter while its threads work, so this bounds a hung
 # worker process, not a slow request: /complete bounds itself (KYC_DECISION_TIMEOUT_S).
@@ -92,3 +100,15 @@ def post_fork(server, worker):
             server.log.warning("worker %s not pinned to CPU %s: %s", worker.pid, worker.cpu, e)
             return
         server.log.info("worker %s runs on CPU %s", worker.pid, worker.cpu)
+
+
+def on_starting(server):
+    # The service's settings and prompt templates, checked once before any worker forks: a
+    # bad one stops the start in one line (a worker that fails to boot prints a traceback and
+    # gunicorn retries it). Nothing it opens outlives the check (no graph, no connection).
+    from kyc_llm.web import create_app
+
+    try:
+        create_app().extensions["kyc"].close()
+    except KycError as exc:
+        raise SystemExit(f"error: {exc.message}")

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import sys
 
-from kyc_llm.errors import ConfigError
+from kyc_llm.errors import KycError
 from kyc_llm.web import create_app
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 try:
     app = create_app()
-except ConfigError as exc:  # a bad setting: one line that names it, not a traceback
+except KycError as exc:  # a bad setting or template: one line that names it, not a traceback
     if __name__ != "__main__":
         raise  # imported (gunicorn): its log shows the error
     sys.exit(f"error: {exc.message}")

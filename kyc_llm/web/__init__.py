@@ -29,7 +29,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping
 
     ``clock`` (seconds, default ``time.time``) and ``llm_provider`` (default: from the
     environment) let tests control time and the LLM. Raises ``ConfigError`` for bad settings,
-    a fixed challenge in production, unreadable thresholds, or a broken prompt template.
+    a fixed challenge in production or unreadable thresholds, and ``TemplateError`` for a
+    prompt template that is broken or breaks on these settings.
     """
     from ..llm.challenge_text import check_wording_templates
     from ..llm.settings import LLMSettings

@@ -38,6 +38,8 @@ from typing import Any
 from gunicorn import util as gunicorn_util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from ..errors import ConfigError
+
 
 def _client_timeout() -> float:
     raw = os.environ.get("KYC_CLIENT_TIMEOUT_S") or "10"
@@ -46,7 +48,7 @@ def _client_timeout() -> float:
     except ValueError:
         value = -1.0
     if not 0.1 <= value <= 300:
-        raise RuntimeError(f"KYC_CLIENT_TIMEOUT_S must be 0.1-300 seconds, not {raw!r}")
+        raise ConfigError(f"KYC_CLIENT_TIMEOUT_S must be 0.1-300 seconds, not {raw!r}")
     return value
 
 
