@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,21 @@ def test_unknown_field_names_are_quoted_in_part(client):
     assert_error(r, 400, "bad_request")
     message = r.get_json()["error"]["message"]
     assert len(r.data) < 1000 and "'f0', 'f1', 'f10'" in message and "and 16 more" in message
+
+
+@pytest.mark.parametrize("error,status,code", [
+    (sqlite3.OperationalError("database or disk is full"), 503, "storage_unavailable"),
+    (sqlite3.DatabaseError("file is not a database"), 503, "storage_unavailable"),
+    (sqlite3.IntegrityError("UNIQUE constraint failed"), 500, "internal_error"),  # our bug, not the disk
+])
+def test_a_failing_database_is_a_503_the_client_may_retry(app, client, monkeypatch, error, status, code):
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(app.extensions["kyc"].sessions.store, "create_session", failing)
+    r = client.post("/api/v1/sessions")
+    assert_error(r, status, code)
+    assert (r.headers.get("Retry-After") == "5") == (status == 503)
 
 
 def test_unknown_route_and_wrong_method_answer_json(client):

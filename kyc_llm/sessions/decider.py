@@ -157,7 +157,12 @@ class Decider:
                 decided = self._decide(session_id, started)
             except Exception as exc:  # the outcome must be stored whatever failed
                 log.exception("session %s: decision failed (%s)", session_id, type(exc).__name__)
-                self._store_internal_error(session_id, started, exc)
+                try:
+                    self._store_internal_error(session_id, started, exc)
+                except Exception:  # the storage itself failing: the claim goes stale, the sweep retries
+                    log.exception("session %s: the failed decision could not be stored either; it is "
+                                  "decided again once its claim is %.0f s old", session_id, STALE_AFTER_S)
+                    raise
                 return
             if decided is None:
                 return

@@ -8,6 +8,7 @@ module builds error responses. Pages (not under /api or /healthz) get a small HT
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template_string, request
@@ -17,6 +18,7 @@ from ..errors import ChallengeError, ConfigError, FrameError, KycError
 from ..sessions.errors import RateLimited, SessionError, TokenMissing, OperatorUnauthorized
 
 log = logging.getLogger(__name__)
+_SQL_BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.NotSupportedError)
 
 # Codes for HTTP errors raised by Flask/werkzeug itself (routing, body size, methods).
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
@@ -106,6 +108,16 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and exc.get_response().headers.get("Allow"):
             headers["Allow"] = exc.get_response().headers["Allow"]
         return error_response(status, code, message, headers)
+
+    @app.errorhandler(sqlite3.DatabaseError)
+    def _storage(exc: sqlite3.DatabaseError) -> Response:
+        if isinstance(exc, _SQL_BUGS):  # our SQL is wrong: a bug like any other
+            return _unexpected(exc)
+        # The database failing (disk full, read-only, I/O error, replaced file): not a bug to
+        # trace, and a client may well succeed a little later (the page retries a 503).
+        log.error("storage unavailable on %s %s: %s", request.method, request.path, exc)
+        return error_response(503, "storage_unavailable", "the service cannot store your check right now; "
+                              "please try again in a moment", {"Retry-After": "5"})
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
