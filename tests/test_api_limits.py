@@ -113,6 +113,21 @@ def test_bad_environment_stops_the_start(tmp_path, env, match):
         create_app(environ={**base, **env})
 
 
+def test_storage_that_cannot_work_stops_the_start(tmp_path):
+    """Each of these started, then failed every request (500) or dropped every frame."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a database, not a folder")
+    base = {"KYC_DATABASE": str(tmp_path / "db.sqlite3"), "KYC_FRAME_DIR": str(tmp_path / "f")}
+    for env, match in [({"KYC_DATABASE": str(tmp_path)}, "KYC_DATABASE .* cannot be opened"),
+                       ({"KYC_DATABASE": str(a_file)}, "KYC_DATABASE .*file is not a database"),
+                       ({"KYC_FRAME_DIR": str(a_file)}, "KYC_FRAME_DIR .* frames cannot be written"),
+                       ({"KYC_FRAME_DIR": str(a_file / "frames")}, "KYC_FRAME_DIR .* frames cannot be written")]:
+        with pytest.raises(ConfigError, match=match):
+            create_app(environ={**base, **env})
+    assert a_file.read_text() == "not a database, not a folder"
+    assert not list(tmp_path.rglob(".write-check-*"))  # the probe is removed
+
+
 def test_environment_settings_are_read(tmp_path, clock):
     env = {"KYC_DATABASE": f"sqlite:///{tmp_path}/env.sqlite3", "KYC_FRAME_DIR": str(tmp_path / "f"),
            "KYC_FIXED_CHALLENGE": "blink:2, smile:3", "KYC_SESSION_TTL_S": "60", "KYC_FPS_HINT": "10"}

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from ..config import Config, database_path
+from ..errors import ConfigError
 from ..vision.thresholds import Thresholds
 
 
@@ -38,6 +40,32 @@ class Services:
                 self._workflow = Workflow(self.config, self.thresholds, self.templates, self._llm_provider,
                                           self.clock)
             return self._workflow
+
+    def check_storage(self) -> None:
+        """Open the database and the local frame folder once, then let go of both: a database
+        path that is a folder or not SQLite, or a frame folder that cannot be written, stops
+        the start (it started, and then failed every request or dropped every frame). Raises
+        ``ConfigError`` naming the variable. An S3 store is checked by its first frame."""
+        import sqlite3
+        import uuid
+
+        from .store import open_store
+
+        cfg = self.config
+        path = database_path(cfg)
+        try:
+            open_store(path).close()
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"KYC_DATABASE {path}: cannot be opened as the service's database ({exc})") from None
+        if cfg.frame_store == "local":
+            probe = Path(cfg.frame_dir) / f".write-check-{uuid.uuid4().hex}"
+            try:
+                Path(cfg.frame_dir).mkdir(parents=True, exist_ok=True)
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as exc:
+                raise ConfigError(f"KYC_FRAME_DIR {cfg.frame_dir}: frames cannot be written there "
+                                  f"({exc.strerror or exc})") from None
 
     @property
     def sessions(self) -> Any:

@@ -63,6 +63,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping
 
     services = Services(config, thresholds, templates, clock=clock, llm_provider=llm_provider)
     services.workflow  # validates the LLM settings now: a bad variable stops the start
+    services.check_storage()
     app.extensions["kyc"] = services
 
     register_error_handlers(app)
