@@ -297,11 +297,16 @@ def test_a_template_failing_mid_request_is_a_500_that_names_no_server_path(clien
 
 
 def test_offline_decisions_need_no_keyframes(client, app, clock, shared_data, monkeypatch):
-    """With no LLM configured no keyframe is loaded: frames the store did not keep change
-    nothing, the vision checks decide alone and say so."""
+    """With no LLM configured no keyframe is loaded: frames the store did not keep do not
+    change the decision, the vision checks decide alone and say so; but the operators learn
+    that the session's pictures are gone (this was silent)."""
     _frame_store_full(app, monkeypatch)
     api = _run_live(client, clock, shared_data)
     result = api.complete().get_json()["result"]
     assert result["decision"] == "pass" and "without the AI judge" in result["note"]
     decision = db_rows(app, "SELECT reasons, llm_used, judgment FROM decisions")[0]
     assert json.loads(decision["reasons"]) == [] and json.loads(decision["judgment"])["outcome"] == "llm_offline"
+    alerts = db_rows(app, "SELECT severity, cause, message FROM alerts")
+    assert [(a["severity"], a["cause"]) for a in alerts] == [("high", "frames_not_kept")]
+    n = len(db_rows(app, "SELECT seq FROM frames"))
+    assert n > 20 and alerts[0]["message"].startswith(f"{n} of {n} frames could not be stored")

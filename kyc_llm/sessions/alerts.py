@@ -20,6 +20,7 @@ SEVERITY = {
     "tampered_upload": "high",
     "decision_error": "high",
     "frames_unavailable": "high",
+    "frames_not_kept": "high",
     "llm_disagreement": "medium",
     "llm_invalid_answer": "medium",
     "manual_review": "medium",

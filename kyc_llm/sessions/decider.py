@@ -210,6 +210,14 @@ class Decider:
             return None
         log.info("session %s decided %s (%s) in %.0f ms", session_id, outcome.decision,
                  ",".join(outcome.reasons) or "-", (now - started) * 1000.0)
+        unkept = sum(rec.stored_key is None for rec in records)
+        if unkept and "FRAMES_UNAVAILABLE" not in outcome.reasons:
+            # Decided on the measurements the database holds, but the pictures of these frames
+            # are gone: an operator reviewing it, or auditing it later, cannot see them. (When the
+            # judge needed them, the frames_unavailable alert already says so.)
+            self.store.add_alert(alert("frames_not_kept", f"{unkept} of {len(records)} frames could not be "
+                                       "stored (the frame store failed); the decision stands on their "
+                                       "measurements", now, session_id=session_id, client_key=session.client_key))
         return session, outcome, guidance, now
 
     def _after_decision(self, session: SessionRecord, outcome: Any, guidance: str, now: float) -> None:
