@@ -162,9 +162,15 @@ class Config:
         if not 1 <= self.port <= 65535:
             raise ConfigError("KYC_PORT must be from 1 to 65535")
         # Upper bounds: beyond them a setting is a typo, and would exhaust memory or threads.
+        # The time limits: a day is far beyond any sensible value (a session, a lockout), ten
+        # years beyond any retention a regulator asks for; 1e308 days kept review frames for good.
         for name, high in (("fps_hint", 30), ("frame_width", 1920), ("frame_height", 1920),
                            ("max_frame_bytes", 5_000_000), ("max_frames", 2000), ("max_batch", 64),
-                           ("decision_workers", 64)):
+                           ("decision_workers", 64), ("session_ttl_s", 86_400), ("start_within_s", 86_400),
+                           ("action_duration_s", 60), ("lead_in_s", 60), ("tail_s", 60),
+                           ("clock_tolerance_s", 60), ("max_upload_lag_s", 600), ("lockout_s", 86_400),
+                           ("failure_window_s", 86_400), ("review_retention_days", 3650),
+                           ("max_failures", 1_000_000), ("sessions_per_minute", 1_000_000)):
             if getattr(self, name) > high:
                 raise ConfigError(f"KYC_{name.upper()} must be at most {high:,}")
         # The page uploads fps_hint frames a second for the whole capture: they must all fit.

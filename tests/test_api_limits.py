@@ -102,6 +102,9 @@ def test_fixed_challenge_is_refused_in_production(app_config):
     ({"KYC_PORT": "99999"}, "KYC_PORT must be from 1 to 65535"),
     ({"KYC_FPS_HINT": "1e308"}, "KYC_FPS_HINT must be at most 30"),
     ({"KYC_DECISION_WORKERS": "100000"}, "KYC_DECISION_WORKERS must be at most 64"),
+    ({"KYC_REVIEW_RETENTION_DAYS": "1e308"}, "KYC_REVIEW_RETENTION_DAYS must be at most 3,650"),  # kept for good
+    ({"KYC_LOCKOUT_S": "1e308"}, "KYC_LOCKOUT_S must be at most 86,400"),
+    ({"KYC_MAX_FAILURES": "99999999999999999999"}, "KYC_MAX_FAILURES must be at most 1,000,000"),
     ({"KYC_FPS_HINT": "20", "KYC_MAX_FRAMES": "60"}, "fewer than the page uploads in a capture"),
     # empty is not unset: an empty KYC_ENV started in development mode
     ({"KYC_ENV": ""}, "KYC_ENV is set but empty"),
