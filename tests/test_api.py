@@ -86,6 +86,29 @@ def test_healthz_says_degraded_when_the_database_does_not_answer(app, client, mo
     assert "disk I/O error" not in r.get_data(as_text=True)
 
 
+def test_healthz_sees_storage_that_answers_reads_but_cannot_take_a_session(app, client, monkeypatch, app_config):
+    """It said ok with the database file deleted (connections kept writing to the deleted
+    inode), with a frame folder that could not be written, and with a full disk."""
+    from kyc_llm.sessions import framestore
+
+    assert client.get("/healthz").status_code == 200
+    usage = framestore.shutil.disk_usage
+    monkeypatch.setattr(framestore.shutil, "disk_usage",
+                        lambda p: usage(p)._replace(free=framestore.MIN_FREE_BYTES - 1))
+    r = client.get("/healthz")
+    assert r.status_code == 503 and r.get_json()["frames"] == "unavailable"
+    monkeypatch.undo()
+    frame_dir = Path(app_config["frame_dir"])
+    frame_dir.rename(frame_dir.with_name("moved"))
+    frame_dir.write_text("a file where the frame folder was")
+    assert client.get("/healthz").get_json() | {"llm_mode": None} == {
+        "status": "degraded", "database": "ok", "frames": "unavailable", "llm_mode": None}
+    frame_dir.unlink()
+    assert client.get("/healthz").status_code == 200  # the folder is created again
+    Path(app_config["database"]).unlink()
+    assert client.get("/healthz").get_json()["database"] == "unavailable"
+
+
 def test_openapi_document_lists_every_api_route(app, client):
     doc = client.get("/api/v1/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")

@@ -123,8 +123,8 @@ def test_storage_that_cannot_work_stops_the_start(tmp_path):
     base = {"KYC_DATABASE": str(tmp_path / "db.sqlite3"), "KYC_FRAME_DIR": str(tmp_path / "f")}
     for env, match in [({"KYC_DATABASE": str(tmp_path)}, "KYC_DATABASE .* cannot be opened"),
                        ({"KYC_DATABASE": str(a_file)}, "KYC_DATABASE .*file is not a database"),
-                       ({"KYC_FRAME_DIR": str(a_file)}, "KYC_FRAME_DIR .* frames cannot be written"),
-                       ({"KYC_FRAME_DIR": str(a_file / "frames")}, "KYC_FRAME_DIR .* frames cannot be written")]:
+                       ({"KYC_FRAME_DIR": str(a_file)}, "KYC_FRAME_DIR: frames cannot be written"),
+                       ({"KYC_FRAME_DIR": str(a_file / "frames")}, "KYC_FRAME_DIR: frames cannot be written")]:
         with pytest.raises(ConfigError, match=match):
             create_app(environ={**base, **env})
     assert a_file.read_text() == "not a database, not a folder"

@@ -33,6 +33,12 @@ def keys(s3, prefix: str = "") -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
 
 
+def test_ping_says_whether_the_bucket_answers(s3):
+    S3FrameStore(BUCKET, "frames", region="eu-west-1").ping()
+    with pytest.raises(FrameStoreError, match="does not answer"):
+        S3FrameStore("no-such-bucket", "frames", region="eu-west-1").ping()
+
+
 def test_put_get_delete(s3):
     store = S3FrameStore(BUCKET, "frames", region="eu-west-1")
     for seq in range(3):

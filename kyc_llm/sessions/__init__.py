@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from ..config import Config, database_path
@@ -47,8 +46,8 @@ class Services:
         the start (it started, and then failed every request or dropped every frame). Raises
         ``ConfigError`` naming the variable. An S3 store is checked by its first frame."""
         import sqlite3
-        import uuid
 
+        from .framestore import FrameStoreError, LocalFrameStore
         from .store import open_store
 
         cfg = self.config
@@ -58,14 +57,10 @@ class Services:
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"KYC_DATABASE {path}: cannot be opened as the service's database ({exc})") from None
         if cfg.frame_store == "local":
-            probe = Path(cfg.frame_dir) / f".write-check-{uuid.uuid4().hex}"
             try:
-                Path(cfg.frame_dir).mkdir(parents=True, exist_ok=True)
-                probe.write_bytes(b"")
-                probe.unlink()
-            except OSError as exc:
-                raise ConfigError(f"KYC_FRAME_DIR {cfg.frame_dir}: frames cannot be written there "
-                                  f"({exc.strerror or exc})") from None
+                LocalFrameStore(cfg.frame_dir).ping()
+            except FrameStoreError as exc:
+                raise ConfigError(f"KYC_FRAME_DIR: {exc.message}") from None
 
     @property
     def sessions(self) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,7 +35,13 @@ class FrameStoreError(KycError):
     code = "frame_store_error"
 
 
+# Below this much free space a store reports itself unable to take frames (healthz), before
+# the disk is full: a session is a few MB, and SQLite needs room for its WAL.
+MIN_FREE_BYTES = 100 * 1024 * 1024
+
+
 class FrameStore(Protocol):
+    def ping(self) -> None: ...  # raise FrameStoreError unless a frame could be stored now
     def put(self, key: str, data: bytes) -> str: ...
     def get(self, key: str) -> bytes: ...
     def delete_session(self, session_id: str) -> None: ...
@@ -66,6 +73,19 @@ class LocalFrameStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+
+    def ping(self) -> None:
+        """Create and remove a file in the folder, and check the disk has room."""
+        probe = self.root / f".write-check-{os.getpid()}-{threading.get_ident()}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+            free = shutil.disk_usage(self.root).free
+        except OSError as exc:
+            raise FrameStoreError(f"frames cannot be written to {self.root}: {exc.strerror or exc}") from None
+        if free < MIN_FREE_BYTES:
+            raise FrameStoreError(f"less than {MIN_FREE_BYTES >> 20} MB free in {self.root}")
 
     def _file(self, session_id: str) -> Path:
         return self.root / f"{session_id}.frames"
@@ -155,6 +175,13 @@ class S3FrameStore:
 
                 self._client = boto3.client("s3", region_name=self._region, endpoint_url=self._endpoint_url)
             return self._client
+
+    def ping(self) -> None:
+        """The bucket answers (``HeadBucket``: it exists and these credentials reach it)."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:  # botocore raises many types; all mean "cannot store"
+            raise FrameStoreError(f"S3 bucket {self.bucket} does not answer: {type(exc).__name__}") from None
 
     def put(self, key: str, data: bytes) -> str:
         if not _KEY.fullmatch(key):

@@ -8,6 +8,8 @@ The audit log is append-only: triggers refuse UPDATE and DELETE on it.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -16,6 +18,7 @@ from typing import Any, Iterator, NoReturn
 
 from ..challenge import Step
 from ..errors import ConfigError
+from .framestore import MIN_FREE_BYTES
 from .errors import FrameRejected, SessionClosed, SessionNotFound
 from .store import (AlertRecord, ChallengeRecord, DecisionRecord, FrameRecord, LlmCallRecord,
                     OPEN_STATUSES, SessionRecord)
@@ -52,6 +55,7 @@ class SQLiteStore:
         conn = self._conn()
         conn.executescript(SCHEMA_FILE.read_text(encoding="utf-8"))
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._inode = os.stat(self.path).st_ino  # the file this store opened (see ping)
 
     # -- connections -------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -80,8 +84,22 @@ class SQLiteStore:
         conn.execute("COMMIT")
 
     def ping(self) -> None:
-        """Raise ``sqlite3.Error`` unless the database answers a query."""
-        self._conn().execute("SELECT 1").fetchone()
+        """Raise ``sqlite3.Error`` unless the database can take a session now: it is still the
+        file opened at the start (connections keep writing to a deleted one, and new ones
+        would start an empty one), it holds the service's tables, it takes the write lock (a
+        read-only file does not) and its disk has room."""
+        try:
+            same = os.stat(self.path).st_ino == self._inode
+        except OSError:
+            same = False
+        if not same:
+            raise sqlite3.DatabaseError(f"{self.path} was deleted or replaced since the start")
+        conn = self._conn()
+        conn.execute("SELECT 1 FROM sessions LIMIT 1").fetchall()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        if shutil.disk_usage(self.path.parent).free < MIN_FREE_BYTES:
+            raise sqlite3.OperationalError(f"less than {MIN_FREE_BYTES >> 20} MB free on the database's disk")
 
     def close(self) -> None:
         with self._lock:

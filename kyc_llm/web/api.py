@@ -82,17 +82,21 @@ def openapi() -> Response:
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    """Liveness and readiness: the database answers a query."""
+    """Liveness and readiness: the database and the frame store could take a session now
+    (written to, with room on their disks); 503 with what failed otherwise."""
     svc = services()
-    try:
-        svc.sessions.store.ping()
-        db = "ok"
-    except Exception:  # any storage failure means "not ready"; details go to the log
-        log.exception("healthz: the database does not answer")
-        db = "unavailable"
-    body = {"status": "ok" if db == "ok" else "degraded", "database": db,
+    checks = {}
+    for name, ping in (("database", svc.sessions.store.ping), ("frames", svc.sessions.frames.ping)):
+        try:
+            ping()
+            checks[name] = "ok"
+        except Exception as exc:  # any storage failure means "not ready"; details go to the log
+            log.error("healthz: %s unavailable: %s", name, getattr(exc, "message", None) or exc)
+            checks[name] = "unavailable"
+    ready = all(v == "ok" for v in checks.values())
+    body = {"status": "ok" if ready else "degraded", **checks,
             "llm_mode": "offline" if svc.workflow.offline else "live"}
-    return jsonify(body), (200 if db == "ok" else 503)
+    return jsonify(body), (200 if ready else 503)
 
 
 def _challenge_view(challenge: ChallengeRecord, session: SessionRecord) -> dict[str, Any]:

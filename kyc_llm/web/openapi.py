@@ -131,7 +131,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
                                              "responses": {"200": {"description": "OpenAPI document"}}}},
             "/healthz": {"get": {
-                "summary": "Liveness and readiness (the database answers a query)", "operationId": "healthz",
+                "summary": "Liveness and readiness (the database and the frame store can take a session)", "operationId": "healthz",
                 "responses": {"200": {"description": "Ready: status ok, database ok, llm_mode offline or live"},
                               "503": {"description": "Degraded: the database does not answer"}}}},
             "/api/v1/operator/sessions": {"get": {
