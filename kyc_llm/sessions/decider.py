@@ -170,7 +170,7 @@ class Decider:
                 self._after_decision(*decided)
             except Exception as exc:  # the decision is stored; what follows it must not vanish
                 log.exception("session %s: decided, but what follows failed (%s)", session_id, type(exc).__name__)
-                session, *_, now = decided
+                session, _, _, now, _ = decided
                 self.store.add_alert(alert("decision_error", f"after the decision: {type(exc).__name__}", now,
                                            session_id=session_id, client_key=session.client_key))
         finally:
@@ -187,7 +187,7 @@ class Decider:
         self.store.add_alert(alert("decision_error", f"decision failed: {type(exc).__name__}", now,
                                    session_id=session_id, client_key=session.client_key if session else None))
 
-    def _decide(self, session_id: str, started: float) -> tuple[SessionRecord, Any, str, float] | None:
+    def _decide(self, session_id: str, started: float) -> tuple[SessionRecord, Any, str, float, int] | None:
         """Evaluate and store the decision. Returns what ``_after_decision`` needs, or None
         when there was nothing to decide or the claim was taken over (nothing stored)."""
         session = self.store.get_session(session_id)
@@ -210,21 +210,22 @@ class Decider:
             return None
         log.info("session %s decided %s (%s) in %.0f ms", session_id, outcome.decision,
                  ",".join(outcome.reasons) or "-", (now - started) * 1000.0)
-        unkept = sum(rec.stored_key is None for rec in records)
-        if unkept and "FRAMES_UNAVAILABLE" not in outcome.reasons:
-            # Decided on the measurements the database holds, but the pictures of these frames
-            # are gone: an operator reviewing it, or auditing it later, cannot see them. (When the
-            # judge needed them, the frames_unavailable alert already says so.)
-            self.store.add_alert(alert("frames_not_kept", f"{unkept} of {len(records)} frames could not be "
-                                       "stored (the frame store failed); the decision stands on their "
-                                       "measurements", now, session_id=session_id, client_key=session.client_key))
-        return session, outcome, guidance, now
+        return session, outcome, guidance, now, sum(rec.stored_key is None for rec in records)
 
-    def _after_decision(self, session: SessionRecord, outcome: Any, guidance: str, now: float) -> None:
-        """Alerts, the lockout count and the retention policy, once the decision is stored."""
+    def _after_decision(self, session: SessionRecord, outcome: Any, guidance: str, now: float,
+                        unkept: int) -> None:
+        """Alerts, the lockout count and the retention policy, once the decision is stored.
+        ``unkept``: how many of the session's frames the frame store could not keep."""
         for a in decision_alerts(session.id, session.client_key, outcome.decision, guidance,
                                  outcome.reasons, outcome.judgment, now):
             self.store.add_alert(a)
+        if unkept and "FRAMES_UNAVAILABLE" not in outcome.reasons:
+            # Decided on the measurements the database holds, but these frames' pictures are
+            # gone: an operator reviewing or auditing the session cannot see them. (When the
+            # judge needed them, the frames_unavailable alert says so already.)
+            self.store.add_alert(alert("frames_not_kept", f"{unkept} of {session.n_frames} frames could not be "
+                                       "stored (the frame store failed); the decision stands on their "
+                                       "measurements", now, session_id=session.id, client_key=session.client_key))
         if outcome.decision == "fail":
             self._after_failure(session, now)
         self._apply_retention(session.id, outcome.decision)
