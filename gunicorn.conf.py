@@ -7,8 +7,8 @@ the LLM client, the decision thread pool) are created lazily in each worker afte
 so ``preload_app`` stays off: MediaPipe graphs must never cross a fork.
 
 Environment: KYC_HOST / KYC_PORT (bind), KYC_WORKERS (default: the cores this process may
-use), KYC_THREADS (default 4), KYC_PIN_WORKERS (default 0; 1: each worker on a core of its
-own), KYC_CLIENT_TIMEOUT_S (default 10: a client that stalls longer is dropped, see
+use), KYC_THREADS (default 4), KYC_PIN_WORKERS (default auto: each worker on a core of its
+own when there is one worker per core; 1: always; 0: never), KYC_CLIENT_TIMEOUT_S (default 10: a client that stalls longer is dropped, see
 kyc_llm/web/worker.py), KYC_ACCESS_LOG=1 to log requests to stdout (request lines carry no
 tokens).
 """
@@ -74,16 +74,18 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'  # path only: no q
 limit_request_line = 4096
 limit_request_fields = 50
 
-# KYC_PIN_WORKERS=1 runs each worker on a core of its own: a frame's work passes between a
-# worker's threads (the request thread, the FaceMesh graph's threads, the decision pool), and
-# pinned they hand off on one core. Off by default: on the 2-core VM the load test's p95
-# upload was lower pinned in 15 of 22 paired counts (median -14 ms; README, "Load test"), not
-# a significant gain, and a pinned worker cannot use a core its host leaves idle. Meant for a
-# host that runs this service alone with one worker per core. The arbiter picks the least used
-# core before each fork, so a replaced worker takes the core its predecessor left.
-pin_workers = _choice("KYC_PIN_WORKERS", "0", ("0", "1")) == "1"
-if pin_workers and not hasattr(os, "sched_setaffinity"):
-    raise SystemExit("gunicorn.conf.py: KYC_PIN_WORKERS must be 0 on this platform (no sched_setaffinity)")
+# Pinning runs each worker on a core of its own: a frame's work passes between a worker's
+# threads (the request thread, the FaceMesh graph's threads, the decision pool), and pinned
+# they hand off on one core. On the 2-core VM every pinned load run met the target (10 of 10),
+# unpinned runs 6 of 10 (README, "Load test"). By default (auto) only with one worker per core
+# this process may use: with fewer workers, pinned ones would leave cores unused. The arbiter
+# picks the least used core before each fork, so a replaced worker takes the core its
+# predecessor left.
+_pin = _choice("KYC_PIN_WORKERS", "auto", ("auto", "0", "1"))
+if _pin == "1" and not hasattr(os, "sched_setaffinity"):
+    raise SystemExit("gunicorn.conf.py: KYC_PIN_WORKERS must be 0 or auto on this platform (no sched_setaffinity)")
+pin_workers = _pin == "1" or (_pin == "auto" and hasattr(os, "sched_setaffinity")
+                               and workers > 1 and workers == len(os.sched_getaffinity(0)))
 
 
 def pre_fork(server, worker):

@@ -397,8 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="a shared session spec (its clip and challenge)")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: gunicorn.conf.py)")
     parser.add_argument("--threads", type=int, default=None, help="threads per worker (default: gunicorn.conf.py)")
-    parser.add_argument("--pin-workers", choices=("0", "1"), default=None,
-                        help="each worker on a core of its own (default: gunicorn.conf.py)")
+    parser.add_argument("--pin-workers", choices=("auto", "0", "1"), default=None,
+                        help="each worker on a core of its own (default: gunicorn.conf.py's auto, "
+                             "pinned with one worker per core)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     args = parser.parse_args(argv)
     try:

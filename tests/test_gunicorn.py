@@ -208,11 +208,21 @@ def test_pinned_workers_run_on_a_core_each_and_a_replacement_takes_the_freed_one
         assert healthz(port, 5) == 200
 
 
-def test_workers_are_not_pinned_by_default(tmp_path: Path) -> None:
-    with gunicorn(tmp_path, workers=2, threads=4, client_timeout_s=5) as (_, arbiter):
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="pinning needs Linux and at least 2 CPUs")
+def test_by_default_workers_are_pinned_only_with_one_worker_per_core(tmp_path: Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    for sub in "abc":
+        (tmp_path / sub).mkdir()
+    with gunicorn(tmp_path / "a", workers=cores, threads=4, client_timeout_s=5) as (_, arbiter):
         workers = children(arbiter)
-        assert len(workers) == 2
+        assert len(workers) == cores and all(len(cpus_allowed(pid)) == 1 for pid in workers)
+    with gunicorn(tmp_path / "b", workers=cores - 1, threads=4, client_timeout_s=5) as (_, arbiter):
+        workers = children(arbiter)  # fewer workers than cores: pinned, they would leave one unused
+        assert len(workers) == cores - 1
         assert all(cpus_allowed(pid) == cpus_allowed(os.getpid()) for pid in workers)
+    with gunicorn(tmp_path / "c", workers=cores, threads=4, client_timeout_s=5, pin_workers="0") as (_, arbiter):
+        assert all(cpus_allowed(pid) == cpus_allowed(os.getpid()) for pid in children(arbiter))
 
 
 @pytest.mark.parametrize("name,value,says", [
