@@ -23,7 +23,7 @@ from ..prompts import Templates
 from .answers import markup_problem, parse_answer
 from .errors import AnswerError, LLMUnavailable, TemplateError
 from .providers.base import Provider
-from .request import templated_request
+from .request import LLMRequest, templated_request
 from .schemas import wording_schema
 from .settings import LLMSettings
 from .usage import Usage
@@ -127,10 +127,16 @@ def check_wording_templates(templates: Templates, settings: LLMSettings,
     """
     local_wording(ACTIONS, settings.language, templates)
     for actions in (ACTIONS[:settings.challenge_length], *([tuple(fixed)] if fixed else [])):
-        schema = wording_schema(actions, WORDING_MAX_CHARS)
-        templated_request(templates, TEMPLATE, wording_variables(
-            actions, language=settings.language, accessibility="", max_chars=WORDING_MAX_CHARS,
-            schema=schema), language=settings.language)
+        _wording_request(templates, actions, settings, "", wording_schema(actions, WORDING_MAX_CHARS))
+
+
+def _wording_request(templates: Templates, actions: Sequence[str], settings: LLMSettings,
+                     accessibility: str, schema: dict[str, Any]) -> LLMRequest:
+    """The request that asks the LLM to word ``actions``; raises ``TemplateError``."""
+    return templated_request(templates, TEMPLATE, wording_variables(
+        actions, language=settings.language, accessibility=accessibility,
+        max_chars=WORDING_MAX_CHARS, schema=schema,
+    ), language=settings.language)
 
 
 def write_challenge(
@@ -165,10 +171,7 @@ def write_challenge(
         return local("llm_offline: no LLM is configured")
     schema = wording_schema(actions, WORDING_MAX_CHARS)
     try:
-        request = templated_request(templates, TEMPLATE, wording_variables(
-            actions, language=settings.language, accessibility=accessibility,
-            max_chars=WORDING_MAX_CHARS, schema=schema,
-        ), language=settings.language)
+        request = _wording_request(templates, actions, settings, accessibility, schema)
     except TemplateError as exc:  # checked with sample data at start-up; this challenge broke it
         log.error("challenge wording template failed, local wording used: %s", exc.message)
         return local(f"template_error: {exc.message}")
