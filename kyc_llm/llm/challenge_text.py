@@ -23,7 +23,8 @@ from ..prompts import Templates
 from .answers import markup_problem, parse_answer
 from .errors import AnswerError, LLMUnavailable, TemplateError
 from .providers.base import Provider
-from .request import LLMRequest, templated_request
+from .messages import LLMRequest
+from .request import templated_request
 from .schemas import wording_schema
 from .settings import LLMSettings
 from .usage import Usage
