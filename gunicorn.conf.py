@@ -8,9 +8,9 @@ so ``preload_app`` stays off: MediaPipe graphs must never cross a fork.
 
 Environment: KYC_HOST / KYC_PORT (bind), KYC_WORKERS (default: the cores this process may
 use), KYC_THREADS (default 4), KYC_PIN_WORKERS (default auto: each worker on a core of its
-own when there is one worker per core; 1: always; 0: never), KYC_CLIENT_TIMEOUT_S (default 10: a client that stalls longer is dropped, see
-kyc_llm/web/worker.py), KYC_ACCESS_LOG=1 to log requests to stdout (request lines carry no
-tokens).
+own when there is one worker per core; 1: always; 0: never), KYC_CLIENT_TIMEOUT_S (default
+10: a client that stalls longer is dropped, see kyc_llm/web/worker.py), KYC_ACCESS_LOG=1 to
+log requests to stdout (request lines carry no tokens).
 """
 
 import multiprocessing
@@ -40,8 +40,8 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 bind = f"{os.environ.get('KYC_HOST', '127.0.0.1')}:{_number('KYC_PORT', 8000, 1, 65535)}"
 # The cores this process may use (a container's cpuset), not all the machine has.
-workers = _number("KYC_WORKERS", len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                  else multiprocessing.cpu_count(), 1, 64)
+_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else multiprocessing.cpu_count()
+workers = _number("KYC_WORKERS", _cores, 1, 64)
 worker_class = "kyc_llm.web.worker.BalancedThreadWorker"  # gthread, balanced: see that module
 try:  # it reads KYC_CLIENT_TIMEOUT_S on import; a refusal in gunicorn's own import is a traceback
     import kyc_llm.web.worker  # noqa: E402, F401
@@ -84,8 +84,7 @@ limit_request_fields = 50
 _pin = _choice("KYC_PIN_WORKERS", "auto", ("auto", "0", "1"))
 if _pin == "1" and not hasattr(os, "sched_setaffinity"):
     raise SystemExit("gunicorn.conf.py: KYC_PIN_WORKERS must be 0 or auto on this platform (no sched_setaffinity)")
-pin_workers = _pin == "1" or (_pin == "auto" and hasattr(os, "sched_setaffinity")
-                               and workers > 1 and workers == len(os.sched_getaffinity(0)))
+pin_workers = _pin == "1" or (_pin == "auto" and hasattr(os, "sched_setaffinity") and 1 < workers == _cores)
 
 
 def pre_fork(server, worker):

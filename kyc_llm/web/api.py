@@ -86,10 +86,11 @@ def healthz() -> tuple[Response, int]:
     (written to, with room on their disks); 503 with what failed otherwise."""
     svc = services()
     checks = {}
-    for name in ("database", "frames"):
-        try:  # opening them is part of the check: a database that cannot even be opened is down
-            store = svc.sessions.store if name == "database" else svc.sessions.frames
-            store.ping()
+    # Opening them is part of the check: a database that cannot even be opened is down.
+    pings = {"database": lambda: svc.sessions.store.ping(), "frames": lambda: svc.sessions.frames.ping()}
+    for name, ping in pings.items():
+        try:
+            ping()
             checks[name] = "ok"
         except Exception as exc:  # any storage failure means "not ready"; details go to the log
             log.error("healthz: %s unavailable: %s", name, getattr(exc, "message", None) or exc)

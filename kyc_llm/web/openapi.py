@@ -131,9 +131,11 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
                                              "responses": {"200": {"description": "OpenAPI document"}}}},
             "/healthz": {"get": {
-                "summary": "Liveness and readiness (the database and the frame store can take a session)", "operationId": "healthz",
-                "responses": {"200": {"description": "Ready: status ok, database ok, llm_mode offline or live"},
-                              "503": {"description": "Degraded: the database does not answer"}}}},
+                "summary": "Liveness and readiness (the database and the frame store can take a session)",
+                "operationId": "healthz",
+                "responses": {"200": {"description": "Ready: status ok, database ok, frames ok, "
+                                                     "llm_mode offline or live"},
+                              "503": {"description": "Degraded: database or frames unavailable"}}}},
             "/api/v1/operator/sessions": {"get": {
                 "summary": "List sessions", "operationId": "operatorListSessions", "security": _OPERATOR,
                 "parameters": [{"name": n, "in": "query", "schema": {"type": t}} for n, t in (
