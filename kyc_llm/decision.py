@@ -6,7 +6,8 @@ is one (``judgment=None`` is the CV-only decision the evaluation command measure
 - fail on clear attack evidence: no usable face, several faces, an action missing or out of
   order, or a planarity, screen, print or stillness signal at or above ``fail_score``;
 - review when something is borderline: an action unclear, a signal in the review band, too
-  many poor frames, or (with an LLM) disagreement on any action the vision checks verified
+  many poor frames (a weak signal, the temporal cue, counts only when an independent signal
+  is in the review band too: on its own it is recorded for the operator, nothing more), or (with an LLM) disagreement on any action the vision checks verified
   (performed, in its window, in order), a judge less confident than the policy's floor, an
   invalid answer, or spoof signs; and
   whenever the service could not give the judge its keyframes;
@@ -45,6 +46,10 @@ REASONS: dict[str, tuple[str, str]] = {
     "LLM_UNAVAILABLE": ("review", "the LLM judge could not be reached"),
     "FRAMES_UNAVAILABLE": ("review", "frames the LLM judge needed could not be loaded from storage"),
 }
+
+# Weak cues: they fire on honest video too (a handheld camera's jitter and motion blur), so
+# they never decide alone; they add their reason only beside a strong signal in the review band.
+WEAK_SIGNALS = frozenset({"temporal"})
 
 _SIGNAL_REASONS = {
     "planarity": "PLANAR_MOTION",
@@ -111,14 +116,21 @@ def vision_reasons(ev: VisionEvidence, th: Thresholds) -> tuple[list[str], dict[
                 reasons.append("ACTION_MISSING")
             elif a.verdict == "unclear":
                 reasons.append("ACTION_UNCLEAR")
+        a = th.attacks
+        corroborated = any(s.available and s.score >= a.review_score
+                           for n, s in ev.signals.items() if n not in WEAK_SIGNALS)
         for name, sig in ev.signals.items():
             if not sig.available:
                 if name == "screen" and ev.face_frames:
                     reasons.append("SCREEN_UNCHECKED")  # a check that could not run is no pass
                 continue
-            if sig.score >= th.attacks.fail_score:
+            if sig.score < a.review_score:
+                continue
+            if name in WEAK_SIGNALS and not corroborated:
+                details.setdefault("uncorroborated_signals", []).append(name)
+            elif sig.score >= a.fail_score:
                 reasons.append(_SIGNAL_REASONS[name])
-            elif sig.score >= th.attacks.review_score:
+            else:
                 reasons.append("SIGNAL_BORDERLINE")
                 details.setdefault("borderline_signals", []).append(name)
         if ev.quality.get("low_quality_share", 0.0) > q.max_low_quality_share:

@@ -70,6 +70,23 @@ def test_attack_signals_fail_or_review_by_score() -> None:
     assert borderline.details["borderline_signals"] == ["screen"]
 
 
+def test_a_weak_signal_alone_never_decides() -> None:
+    # A handheld camera's jitter puts the temporal cue in its review band, or above fail_score.
+    for score in (0.6, 1.0):
+        d = decide(evidence(temporal=score), TH)
+        assert (d.decision, d.reasons) == ("pass", [])
+        assert d.details["uncorroborated_signals"] == ["temporal"]
+
+
+def test_a_weak_signal_joins_a_strong_one_in_the_review_band() -> None:
+    d = decide(evidence(temporal=1.0, stillness=0.6), TH)
+    assert (d.decision, d.reasons) == ("review", ["SIGNAL_BORDERLINE", "DEEPFAKE_SUSPECTED"])
+    assert d.details["borderline_signals"] == ["stillness"]
+    assert "uncorroborated_signals" not in d.details
+    # A strong signal under the review band corroborates nothing.
+    assert decide(evidence(temporal=1.0, stillness=0.4), TH).decision == "pass"
+
+
 def test_unavailable_signal_is_ignored() -> None:
     ev = evidence()
     ev.signals["planarity"] = Signal("planarity", 1.0, available=False)
