@@ -3,8 +3,9 @@
 The vision evidence is always an input; the LLM judgment joins as one more input when there
 is one (``judgment=None`` is the CV-only decision the evaluation command measures). Rules:
 
-- fail on clear attack evidence: no usable face, several faces, an action missing or out of
-  order, or a planarity, screen, print or stillness signal at or above ``fail_score``;
+- fail on clear attack evidence: no usable face (frames lost inside a tracked turn count as
+  the subject's: ``VisionEvidence.turn_lost_frames``), several faces, an action missing or out
+  of order, or a planarity, screen, print or stillness signal at or above ``fail_score``;
 - review when something is borderline: an action unclear, a signal in the review band, too
   many poor frames (a weak signal, the temporal cue, counts only when an independent signal
   is in the review band too: on its own it is recorded for the operator, nothing more), or (with an LLM) disagreement on any action the vision checks verified
@@ -104,7 +105,9 @@ def vision_reasons(ev: VisionEvidence, th: Thresholds) -> tuple[list[str], dict[
     reasons: list[str] = []
     details: dict[str, Any] = {}
     n = max(ev.n_frames, 1)
-    if ev.face_frames / n < q.min_face_frames_share:
+    # Frames lost inside a tracked turn (the head went past FaceMesh's range and came back
+    # turned) show the subject, not an empty or covered camera: they count with the faces.
+    if (ev.face_frames + ev.turn_lost_frames) / n < q.min_face_frames_share:
         reasons.append("NO_FACE")
     if ev.multi_face_frames / n > q.max_multi_face_share:
         reasons.append("MULTIPLE_FACES")

@@ -183,3 +183,100 @@ def test_blink_times_over_the_whole_session() -> None:
     ear = np.full(80, 0.3)
     ear[[10, 31, 32, 60]] = 0.04  # three blinks, one of them two frames long
     assert blink_times(series(80, ear=ear), TH) == [pytest.approx(1.0), pytest.approx(3.1), pytest.approx(6.0)]
+
+
+def test_a_turn_is_judged_from_the_pose_before_its_window() -> None:
+    # Starts 35 degrees to their right, turns left, comes back near frontal, then turns right
+    # to 42: only 7 degrees past the start, but 49 from where the head was when asked.
+    yaw = np.full(46, -35.0)
+    yaw[5:13] = 38.0
+    yaw[13:21] = 6.8
+    yaw[21:27] = -42.0
+    yaw[27:] = 13.0
+    evs = verify_actions(series(46, yaw=yaw), [Step("turn_left", 0.3, 1.8), Step("turn_right", 1.8, 3.3)], TH)
+    assert [e.verdict for e in evs] == ["performed", "performed"]
+    assert evs[1].reference_value == pytest.approx(6.8) and evs[1].baseline_value == pytest.approx(-35.0)
+
+
+def test_coming_back_from_the_opposite_turn_is_not_the_asked_turn() -> None:
+    # Turned right in the first window and held it to the end; back to frontal in the second.
+    yaw = ramp(50, 12, 30, -25.0)
+    assert verdicts(series(50, yaw=yaw), [("turn_right", 1.0, 2.5), ("turn_left", 2.5, 4.5)]) == \
+        ["performed", "not_performed"]
+
+
+def test_a_turn_begun_just_before_the_prompt_is_measured_from_the_baseline() -> None:
+    # The head starts moving 0.2 s before the prompt (8 degrees there): not yet a held pose,
+    # and the whole movement counts, not only what is left of it after the prompt.
+    yaw = np.zeros(40)
+    yaw[8:10] = 8.0
+    yaw[10:20] = 14.0
+    assert verdicts(series(40, yaw=yaw), [("turn_left", 1.0, 2.5)]) == ["performed"]
+
+
+def lose_face(obs: list[FrameObservation], frames: range) -> None:
+    for i in frames:
+        obs[i].landmarks, obs[i].n_faces = None, 0
+        obs[i].yaw = obs[i].pitch = obs[i].ear_left = obs[i].ear_right = None
+
+
+def test_a_turn_tracked_out_of_the_face_tracker_and_back_is_performed() -> None:
+    # Turns right to near-profile: tracked to -46, lost for 1.4 s, back still turned at -40.
+    yaw = np.zeros(50)
+    yaw[10:15] = [-19.0, -34.0, -38.0, -39.0, -46.0]
+    yaw[29:32] = [-40.0, -8.0, 4.0]
+    obs = series(50, yaw=yaw)
+    lose_face(obs, range(15, 29))
+    ev = verify_actions(obs, [Step("turn_right", 0.7, 2.9)], TH)[0]
+    assert ev.verdict == "performed"
+    assert ev.lost_frames == list(range(15, 29))
+    assert ev.frame_indexes == list(range(10, 15))  # only frames that show the face
+    assert verify_actions(obs, [Step("turn_left", 0.7, 2.9)], TH)[0].lost_frames == []
+
+
+@pytest.mark.parametrize("case", ["frontal_before", "frontal_after", "outside_window", "turning_back"])
+def test_a_face_lost_without_a_tracked_turn_is_not_excused(case: str) -> None:
+    yaw = np.zeros(50)
+    if case != "frontal_before":
+        yaw[10:15] = [-19.0, -34.0, -38.0, -39.0, -46.0]
+    if case == "turning_back":
+        yaw[10:15] = [-19.0, -46.0, -38.0, -30.0, -20.0]  # lost while coming back, not going out
+    if case != "frontal_after":
+        yaw[29:32] = [-40.0, -8.0, 4.0]
+    obs = series(50, yaw=yaw)
+    lose_face(obs, range(15, 29))
+    window = (3.5, 4.9) if case == "outside_window" else (0.7, 2.9)
+    ev = verify_actions(obs, [Step("turn_right", *window)], TH)[0]
+    assert ev.lost_frames == []
+    if case != "outside_window":
+        assert ev.verdict == "unclear"  # most of the window without a face: a human looks
+
+
+def test_a_deep_one_frame_blink_with_a_slow_reopening_counts() -> None:
+    # 10 fps: the eyes are seen closed in one frame (0.39 to 0.05) and take 0.5 s to open
+    # fully again, so the three frames after it are still under the open level.
+    ear = np.full(40, 0.39)
+    ear[15:22] = [0.05, 0.24, 0.27, 0.29, 0.30, 0.33, 0.36]
+    assert verdicts(series(40, ear=ear), [("blink", 1.0, 2.5)]) == ["performed"]
+
+
+def test_a_shallow_one_frame_dip_with_a_slow_reopening_is_not_a_blink() -> None:
+    # Half closed (0.45 of the open level) and slow to reopen: a glance, not a blink.
+    ear = np.full(40, 0.39)
+    ear[15:22] = [0.175, 0.24, 0.27, 0.29, 0.30, 0.33, 0.36]
+    assert verdicts(series(40, ear=ear), [("blink", 1.0, 2.5)]) == ["unclear"]
+
+
+def test_eyes_squeezed_over_several_frames_are_not_a_blink() -> None:
+    # A broad smile narrows the eyes to a blink's depth over three frames, then they reopen
+    # slowly: only a one-frame closure gets the longer reach for open eyes.
+    ear = np.full(40, 0.39)
+    ear[15:23] = [0.05, 0.05, 0.05, 0.24, 0.27, 0.29, 0.30, 0.33]
+    assert verdicts(series(40, ear=ear), [("blink", 1.0, 2.5)]) == ["unclear"]
+
+
+def test_a_one_frame_wink_is_not_a_blink() -> None:
+    ear_left = np.full(40, 0.39)
+    ear_left[15:22] = [0.02, 0.24, 0.27, 0.29, 0.30, 0.33, 0.36]
+    obs = series(40, ear_left=ear_left, ear_right=np.full(40, 0.39))
+    assert verdicts(obs, [("blink", 1.0, 2.5)]) != ["performed"]

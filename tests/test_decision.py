@@ -159,3 +159,15 @@ def test_llm_verdicts_are_read_by_position_for_repeated_actions() -> None:
     j = FakeJudgment(actions=[Verdict("blink", True), Verdict("blink", False)])
     assert decide(ev, TH, j).reasons == ["LLM_DISAGREES"]
     assert decide(ev, TH, FakeJudgment(actions=[Verdict("blink", True)])).reasons == ["LLM_DISAGREES"]
+
+
+def test_frames_lost_inside_a_tracked_turn_are_not_no_face() -> None:
+    # 18 of 40 frames show the face; 14 more were lost while the head was turned past the
+    # tracker's range (the turn steps name them): 32 of 40 show the subject, 22 without them.
+    ev = evidence(face_frames=18)
+    ev.actions[0].lost_frames = list(range(10, 24))
+    ev.actions[1].lost_frames = list(range(20, 24))  # the same frames named twice count once
+    assert ev.turn_lost_frames == 14 and ev.as_dict()["turn_lost_frames"] == 14
+    assert "NO_FACE" not in decide(ev, TH).reasons
+    ev.actions[0].lost_frames = []
+    assert "NO_FACE" in decide(ev, TH).reasons

@@ -27,6 +27,7 @@ def run(shared_data: Path, spec_id: str, challenge: list[Step] | None = None) ->
         analyzer = SessionAnalyzer(mesh, TH)
         for t, frame in sample_frames(spec):
             page.upload(analyzer, frame, t)
+        page.finish(analyzer)
         return analyzer.evidence(challenge or spec.challenge)
 
 
@@ -91,8 +92,8 @@ def test_screen_cue_needs_the_lossless_patches(shared_data: Path) -> None:
     page = PageEmulator(patch_every=0)
     with FaceMesh() as mesh:
         analyzer = SessionAnalyzer(mesh, TH)
-        for k, (t, frame) in enumerate(sample_frames(spec)):
-            analyzer.add(page.encode(frame, k, None)[0], t)
+        for t, frame in sample_frames(spec):
+            page.upload(analyzer, frame, t)
         signal = analyzer.evidence(spec.challenge).signals["screen"]
     assert not signal.available and signal.features["lossless_patches"] == 0
 
@@ -191,3 +192,30 @@ def test_landmarks_do_not_depend_on_the_frames_a_graph_saw_before(shared_data: P
         used.process(other)
         odd = [used.process(f)[0] for f in frames[1::2]]  # every other frame, as one of two workers
     assert all(np.array_equal(a, b) for a, b in zip(odd, expected[1::2]))
+
+
+def test_a_near_profile_turn_that_loses_the_face_is_performed(shared_data: Path) -> None:
+    # LABELS.md: near-profile to his right at session 1.4-3.0 and to his left at 3.6-5.7,
+    # where FaceMesh loses the face; fewer than 60 % of the frames show it.
+    from kyc_llm.decision import decide
+
+    ev = run(shared_data, "live-anitspoof_real-turns")
+    assert ev.face_frames / ev.n_frames < TH.quality.min_face_frames_share
+    assert [a.verdict for a in ev.actions] == ["performed", "performed"]
+    assert ev.turn_lost_frames >= 20
+    assert "NO_FACE" not in decide(ev, TH).reasons
+    # The same frames against the swapped directions: the turns went the other way, so the
+    # lost frames are nobody's turn and the session has too few faces.
+    swapped = run(shared_data, "live-anitspoof_real-turns", [Step("turn_left", 0.7, 2.9), Step("turn_right", 2.9, 4.9)])
+    assert swapped.turn_lost_frames == 0
+    assert decide(swapped, TH).reasons == ["NO_FACE"]
+
+
+def test_turns_judged_from_a_turned_start(shared_data: Path) -> None:
+    # LABELS.md: the session starts about 35 degrees to his right; near-profile to his left
+    # at 1.1-1.5 (turn_left), to his right at 2.1-2.6 (turn_right).
+    ev = run(shared_data, "live-fsanet_pose-turns")
+    assert [a.verdict for a in ev.actions] == ["performed", "performed"]
+    right = ev.actions[1]
+    assert right.peak_value < right.reference_value - TH.actions.turn_deg
+    assert 2.0 <= right.onset_t <= 2.7

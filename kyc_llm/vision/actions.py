@@ -1,8 +1,7 @@
 """Action verification: did the subject perform each challenge step inside its window?
 
-Every action is a change of one measure relative to the subject's own neutral baseline (the
-frames before the first prompt), so glasses, small eyes or a camera a little to one side do
-not matter, only the change does:
+Every action is a change of one measure relative to the subject's own levels, so glasses,
+small eyes or a camera a little to one side do not matter, only the change does:
 
 - turn_left / turn_right: yaw rises / falls (degrees);
 - look_up / look_down: pitch rises / falls (degrees);
@@ -11,10 +10,23 @@ not matter, only the change does:
 - open_mouth: the inner-lip gap over mouth width rises above an absolute floor as well;
 - smile: the mouth widens relative to the eyes.
 
+The neutral baseline is the median of the frames before the first prompt (for blinks, the
+open-eye level of the whole session). A head movement is measured from the pose just before
+its own window (the ``lead_s`` before it) or from the baseline, whichever lies further against
+the asked direction, so a user who starts turned is judged on the movement they make; it must
+also end on the asked side of the baseline (coming back from the opposite turn is not the
+asked turn), and a pose already held before the prompt is no response to it.
+
 A step is ``performed`` when the change reaches its threshold on consecutive frames inside
 the window for ``min_hold_s``, starting inside the window; ``unclear`` when the face is
 missing for much of the window, the change is borderline, or the head was not frontal at
-the start; ``not_performed`` otherwise. The windows of a challenge do not overlap, so an
+the start; ``not_performed`` otherwise. A turn deep enough to leave FaceMesh's range loses
+the face: frames lost between a face tracked turning out the asked way and the face coming
+back still turned (``ActionEvidence.lost_frames``) hold the turn and count as showing the
+subject (``VisionEvidence.turn_lost_frames``), never a gap that a turned face does not bracket.
+A blink is a short closure of both eyes with open eyes before and after; a closure seen in
+one frame only (what 8-12 fps shows of a quick blink) counts when it is deep, with the eyes
+open within ``blink_max_s`` on both sides. The windows of a challenge do not overlap, so an
 action that happens in another step's window is out of order.
 """
 
@@ -111,22 +123,77 @@ class _Context:
             # No frame at all while the prompt was shown: nothing shows the action.
             ev.verdict, ev.note = "not_performed", "no frames during the window"
             return ev
+        ref = base
+        if base is not None and step.action in _POSE_ACTIONS:
+            ref = self.reference(values, step, base, m.sign)
+            ev.reference_value = ref
+            if step.action in _TURNS:
+                ev.lost_frames = self.lost_in_turn(values, step, ref, m.sign)
         seen = in_win[np.isfinite(values[in_win])]
-        if base is None or len(seen) < self.th.min_face_share * len(in_win):
+        lost_in_win = np.intersect1d(in_win, ev.lost_frames)
+        if base is None or len(seen) + len(lost_in_win) < self.th.min_face_share * len(in_win):
             ev.note = "face not visible for enough of the window"
             return ev
         if step.action == "blink":
             _judge_blink(ev, self.obs, values, base, seen, self.th)
         else:
-            _judge_sustained(ev, self, values, base, seen, step, m.sign)
+            _judge_sustained(ev, self, values, base, ref, seen, step, m.sign)
             if (ev.verdict == "not_performed" and step.action in _POSE_ACTIONS
                     and abs(base) > self.th.max_neutral_deg):
                 # Judged against a head that was not frontal to begin with: a human looks.
                 ev.verdict, ev.note = "unclear", "head not frontal before the first prompt"
         return ev
 
+    def reference(self, values: np.ndarray, step: Step, base: float, sign: int) -> float:
+        """The pose a head movement is measured from: the median of the ``lead_s`` before its
+        window (where the head is when the prompt appears) or the session baseline, whichever
+        lies further against the asked direction. A head that starts turned the other way is
+        judged on its whole movement; one that starts moving just before the prompt is not cut
+        short (holding the pose before the prompt is refused separately)."""
+        before = np.flatnonzero((self.times < step.start_s) & (self.times >= step.start_s - self.th.lead_s)
+                                & np.isfinite(values))
+        if not len(before):
+            return base
+        local = float(np.median(values[before]))
+        return local if sign * local < sign * base else base
+
+    def lost_in_turn(self, values: np.ndarray, step: Step, ref: float, sign: int) -> list[int]:
+        """Frames without a face inside a turn that went past FaceMesh's range.
+
+        A gap of faceless frames counts only when the face was tracked turning out into it
+        inside the window (its last frame before the gap at least ``unclear_fraction`` of the
+        threshold the asked way, and the furthest the head had turned in the window so far)
+        and comes back out of it still turned the asked way by as much. Only frames up to
+        ``lead_s`` after the window count. A covered camera or a face that leaves the view
+        has no such turned face on both sides of the gap.
+        """
+        th, obs = self.th, self.obs
+        near = th.unclear_fraction * th.turn_deg
+        out: list[int] = []
+        i, n = 0, len(obs)
+        while i < n:
+            if obs[i].n_faces != 0:
+                i += 1
+                continue
+            j = i
+            while j + 1 < n and obs[j + 1].n_faces == 0:
+                j += 1
+            a, b = i - 1, j + 1  # the tracked frames on either side of the gap
+            i = j + 1
+            if a < 0 or b >= n or not (np.isfinite(values[a]) and np.isfinite(values[b])):
+                continue
+            if not step.start_s <= self.times[a] < step.end_s + th.grace_s:
+                continue
+            into = np.flatnonzero((self.times >= step.start_s) & (np.arange(n) <= a) & np.isfinite(values))
+            turned_out = sign * (values[a] - ref)
+            if (turned_out >= near and turned_out >= np.max(sign * (values[into] - ref))
+                    and sign * (values[b] - ref) >= near):
+                out.extend(k for k in range(a + 1, b) if self.times[k] < step.end_s + th.lead_s)
+        return out
+
 
 _POSE_ACTIONS = ("turn_left", "turn_right", "look_up", "look_down")
+_TURNS = ("turn_left", "turn_right")
 
 
 def _baseline(action: str, values: np.ndarray, base_idx: list[int]) -> float | None:
@@ -158,22 +225,32 @@ def _longest_run(indexes: np.ndarray) -> np.ndarray:
     return max(runs, key=len)
 
 
-def _judge_sustained(ev: ActionEvidence, ctx: _Context, values: np.ndarray, base: float,
+def _judge_sustained(ev: ActionEvidence, ctx: _Context, values: np.ndarray, base: float, ref: float,
                      seen: np.ndarray, step: Step, sign: int) -> None:
-    """Head movements, mouth opening and smiles: the change must hold on consecutive frames
-    for ``min_hold_s``; isolated frames (tracking glitches, a word spoken) do not count."""
+    """Head movements, mouth opening and smiles: the change from ``ref`` must hold on
+    consecutive frames for ``min_hold_s``; isolated frames (tracking glitches, a word spoken)
+    do not count. Frames lost inside a tracked turn (``ev.lost_frames``) hold the turn."""
     th, obs = ctx.th, ctx.obs
     need = _threshold(step.action, th)
     if step.action == "smile":
         need = need * base  # relative widening of the mouth
-    change = sign * (values[seen] - base)
+    change = sign * (values[seen] - ref)
+    if step.action in _POSE_ACTIONS:
+        # A head movement ends on the asked side of the subject's neutral pose: coming back
+        # from the opposite turn changes the pose from the reference, but is not the movement
+        # asked for. Frames short of the neutral pose count by how far short they are.
+        from_base = sign * (values[seen] - base)
+        change = np.where(from_base > 0, change, from_base)
     k = int(np.argmax(change))
     ev.peak_index, ev.peak_value = int(seen[k]), float(values[seen[k]])
     ev.peak_t = obs[ev.peak_index].t
     hits = seen[change >= need]
     if step.action == "open_mouth":
         hits = hits[values[hits] >= th.mouth_open_min]
-    run = _longest_run(hits)
+    lost = np.array(ev.lost_frames, dtype=int)
+    run = _longest_run(np.union1d(hits, lost).astype(int))
+    if len(run) and not np.isin(run, hits).any():
+        run = run[:0]  # a gap alone, with no tracked frame over the threshold, shows no turn
     # The movement must start inside the window: just before the prompt the subject must not
     # already hold it (a pose kept from earlier is not a response to this prompt).
     times = ctx.times
@@ -181,8 +258,8 @@ def _judge_sustained(ev: ActionEvidence, ctx: _Context, values: np.ndarray, base
     already = len(before) > 0 and float(np.median(sign * (values[before] - base))) >= need
     if len(run) >= ctx.run_frames and not already:
         ev.verdict = "performed"
-        ev.frame_indexes = [int(i) for i in run]
-        ev.onset_t = obs[int(run[0])].t
+        ev.frame_indexes = [int(i) for i in run if i in set(hits.tolist())]
+        ev.onset_t = obs[ev.frame_indexes[0]].t
     elif change[k] >= th.unclear_fraction * need and not already:
         ev.verdict = "unclear"
         ev.note = "movement smaller or shorter than required"
@@ -195,7 +272,15 @@ def _judge_sustained(ev: ActionEvidence, ctx: _Context, values: np.ndarray, base
 def _blink_runs(obs: Sequence[FrameObservation], values: np.ndarray, base: float, seen: np.ndarray,
                 th: ActionThresholds) -> list[np.ndarray]:
     """Every blink among the frames ``seen``: runs of frames with both eyes closed (EAR well
-    under the open level, each eye against its own) that reopen within ``blink_max_s``."""
+    under the open level, each eye against its own), no longer than ``blink_max_s``, with the
+    eyes open (``blink_open_ratio`` of the open level) within three frames before and after.
+
+    At 8-12 fps a quick blink is often seen closed in one frame only, and the lids take longer
+    to reopen than to close, so the frames after it are still half open. A one-frame closure
+    that is deep (``blink_deep_ratio`` of the open level) has the whole ``blink_max_s`` on
+    each side to show the eyes open. Narrowed eyes (a smile squeezes them, lowered eyes) stay
+    closed over several frames, so they do not get the longer reach.
+    """
     left = np.array([obs[i].ear_left for i in seen])
     right = np.array([obs[i].ear_right for i in seen])
     # Each eye against its own open level: eyes differ, and a wink must not count.
@@ -204,6 +289,7 @@ def _blink_runs(obs: Sequence[FrameObservation], values: np.ndarray, base: float
               & (right <= right_open * th.blink_eye_ratio))
     max_closed = max(1, int(round(th.blink_max_s * _fps(obs))))
     open_level = base * th.blink_open_ratio
+    times = np.array([o.t for o in obs])
     runs, j = [], 0
     while j < len(seen):
         if not closed[j]:
@@ -213,8 +299,13 @@ def _blink_runs(obs: Sequence[FrameObservation], values: np.ndarray, base: float
         while end + 1 < len(seen) and closed[end + 1] and seen[end + 1] == seen[end] + 1:
             end += 1
         if end - j + 1 <= max_closed:
-            before = values[max(seen[j] - 3, 0):seen[j]]
-            after = values[seen[end] + 1:seen[end] + 4]
+            first, last = int(seen[j]), int(seen[end])
+            if end == j and values[first] <= base * th.blink_deep_ratio:
+                before = values[(times >= times[first] - th.blink_max_s) & (times < times[first])]
+                after = values[(times > times[last]) & (times <= times[last] + th.blink_max_s)]
+            else:
+                before = values[max(first - 3, 0):first]
+                after = values[last + 1:last + 4]
             if np.nanmax(before, initial=-1) >= open_level and np.nanmax(after, initial=-1) >= open_level:
                 runs.append(seen[j:end + 1])
         j = end + 1

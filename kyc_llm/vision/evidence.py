@@ -18,8 +18,11 @@ class ActionEvidence:
     """Whether one challenge step was performed inside its window.
 
     ``peak_value`` and ``baseline_value`` are in the action's own measure (degrees of yaw or
-    pitch, eye aspect ratio, mouth-opening ratio, smile ratio); ``frame_indexes`` are the
-    indexes (into the session's frame list) of the frames that show the action.
+    pitch, eye aspect ratio, mouth-opening ratio, smile ratio); ``reference_value`` is what a
+    head movement is measured from (the pose just before its window); ``frame_indexes`` are
+    the indexes (into the session's frame list) of the frames that show the action;
+    ``lost_frames`` the frames where a turn went past what FaceMesh tracks (the face tracked
+    turning out in the asked direction before them and still turned after them).
     """
 
     action: str
@@ -28,11 +31,13 @@ class ActionEvidence:
     verdict: Verdict
     measure: str
     baseline_value: float | None = None
+    reference_value: float | None = None
     peak_value: float | None = None
     peak_index: int | None = None
     peak_t: float | None = None
     onset_t: float | None = None
     frame_indexes: list[int] = field(default_factory=list)
+    lost_frames: list[int] = field(default_factory=list)
     in_order: bool = True
     note: str = ""
 
@@ -66,6 +71,12 @@ class VisionEvidence:
     quality: dict[str, float]
     patch_mismatches: int = 0  # frames whose lossless patch did not match them (a tampered upload)
 
+    @property
+    def turn_lost_frames(self) -> int:
+        """Frames without a face that a tracked turn explains (``ActionEvidence.lost_frames``):
+        the subject turned beyond FaceMesh's range, so they are not "no face" frames."""
+        return len({i for a in self.actions for i in a.lost_frames})
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "n_frames": self.n_frames,
@@ -76,4 +87,5 @@ class VisionEvidence:
             "signals": {k: s.as_dict() for k, s in self.signals.items()},
             "quality": dict(self.quality),
             "patch_mismatches": self.patch_mismatches,
+            "turn_lost_frames": self.turn_lost_frames,
         }

@@ -36,6 +36,7 @@ class ActionThresholds:
     smile_delta: float
     blink_closed_ratio: float
     blink_eye_ratio: float
+    blink_deep_ratio: float
     blink_open_ratio: float
     blink_max_s: float
 
@@ -89,7 +90,8 @@ T = TypeVar("T")
 
 # Values that are shares or scores: they must lie in [0, 1].
 _FRACTIONS = {
-    "min_face_share", "unclear_fraction", "blink_closed_ratio", "blink_eye_ratio", "blink_open_ratio",
+    "min_face_share", "unclear_fraction", "blink_closed_ratio", "blink_eye_ratio", "blink_deep_ratio",
+    "blink_open_ratio",
     "planarity_min_anisotropy", "fail_score", "review_score", "min_face_frames_share",
     "max_multi_face_share", "max_low_quality_share", "max_centre_offset", "min_face_size",
     "still_share_live", "still_share_attack",
@@ -100,6 +102,7 @@ _ORDERED = (
     ("screen_peak_live", "screen_peak_attack"), ("print_chroma_flat", "print_chroma_live"),
     ("temporal_ratio_cv_live", "temporal_ratio_cv_attack"), ("temporal_jitter_live", "temporal_jitter_attack"),
     ("min_brightness", "max_brightness"), ("still_share_live", "still_share_attack"), ("blink_closed_ratio", "blink_open_ratio"),
+    ("blink_deep_ratio", "blink_closed_ratio"),
 )
 
 
