@@ -6,7 +6,8 @@
 In one process: (a) the bare MediaPipe FaceMesh graph call on decoded RGB frames, and (b)
 the whole per-frame analysis the server runs for an upload as the page sends it (JPEG decode
 and validation, colour conversion, landmarks as an array, pose, ratios, quality, texture, and
-on every fourth frame the lossless PNG patch decoded and measured). Prints median, mean and
+with every fourth frame's next upload the lossless PNG patch of that frame decoded, checked
+against the frame's JPEG (decoded again, as the server reloads it) and measured). Prints median, mean and
 p95 milliseconds per frame for each, the ratio b/a of the medians, and the frames per second
 one core sustains for (b): 1000 / its mean, as a patch makes every fourth frame dearer.
 """
@@ -23,9 +24,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from .upload import PageEmulator
+from .upload import PageEmulator, send_patch
 from .vision.facemesh import FaceMesh
-from .vision.intake import load_patch
 from .vision.pipeline import SessionAnalyzer
 from .vision.thresholds import load_thresholds
 
@@ -63,11 +63,13 @@ def run(clip: Path, limit: int) -> dict[str, Any]:
     with FaceMesh() as mesh_a, FaceMesh() as mesh_b:
         analyzer = SessionAnalyzer(mesh_b, load_thresholds())
         for i, (rgb, bgr) in enumerate(zip(rgbs, frames)):
-            jpeg, png = page.next_upload(bgr)  # the page's work: not timed
+            jpeg, late = page.next_upload(bgr)  # the page's work: not timed
             t0 = time.perf_counter()
             mesh_a.detect(rgb)
             t1 = time.perf_counter()
-            obs = analyzer.add(jpeg, i / 25.0, None if png is None else load_patch(*png))
+            obs = analyzer.add(jpeg, i / 25.0)
+            if late is not None:
+                send_patch(analyzer, late)
             t2 = time.perf_counter()
             page.answered(obs)
             if i >= WARMUP:

@@ -1,6 +1,7 @@
 """Evaluation: run labelled sessions through the service's pipeline, print ISO/IEC 30107-3 figures.
 
     python -m kyc_llm.evaluate PATH [PATH ...] [--json FILE] [--jobs N] [--thresholds FILE]
+                               [--fps N] [--by-source]
 
 Each PATH is a session spec or a folder of them (format: ../shared/data/README.md). Frames
 are sampled at the spec's fps between start_s and end_s, encoded as the webcam page uploads
@@ -8,14 +9,23 @@ them (JPEG, and a lossless texture patch every few frames: ``kyc_llm.upload``), 
 their timestamps and the challenge through ``SessionAnalyzer`` and ``decide`` as the server
 does (the LLM judge off). ``--raw`` feeds the decoded frames instead. A session whose spec or video cannot be read is reported as an error and
 left out of the metrics; the run goes on.
+
+``--by-source`` prints the figures per source repository (the ``source_repo`` column of the
+``MANIFEST.tsv`` beside the clips) and per person (the clip a session was cut from, or the
+photo or clip a synthetic attack was rendered from), so a rule that holds for one source only
+shows. ``--fps`` samples every session at another rate than its spec's.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
+import functools
 import json
 import sys
 import time
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +33,7 @@ from typing import Any, Sequence
 
 from .decision import decide
 from .errors import KycError
-from .sessionspec import ATTACKS, find_specs, load_spec, sample_frames
+from .sessionspec import ATTACKS, SessionSpec, find_specs, load_spec, sample_frames
 from .config import JPEG_QUALITY_RANGE
 from .upload import JPEG_QUALITY, PageEmulator
 from .vision.facemesh import FaceMesh
@@ -41,10 +51,14 @@ class SessionResult:
     error: str | None = None
     seconds: float = 0.0
     evidence: dict[str, Any] | None = None
+    source: str = "unknown"  # the clip's source repository (MANIFEST.tsv)
+    person: str = "unknown"  # the clip, or the media a synthetic attack was rendered from
+    patches: int = 0  # usable lossless texture patches (the screen check needs a few)
 
     def row(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "truth": self.truth, "attack": self.attack,
-                               "decision": self.decision, "reasons": self.reasons}
+                               "decision": self.decision, "reasons": self.reasons,
+                               "source": self.source, "person": self.person, "patches": self.patches}
         if self.evidence:  # the features behind the decision, for calibration
             out["signals"] = {k: s["features"] | {"score": round(s["score"], 3)}
                               for k, s in self.evidence["signals"].items() if s["available"]}
@@ -55,11 +69,13 @@ class SessionResult:
         return out
 
 
-def run_session(path: Path, thresholds: Thresholds, jpeg_quality: int | None = JPEG_QUALITY) -> SessionResult:
+def run_session(path: Path, thresholds: Thresholds, jpeg_quality: int | None = JPEG_QUALITY,
+                fps: float | None = None) -> SessionResult:
     """Evaluate one spec file; every failure to read it becomes an ``error`` result.
 
     With ``jpeg_quality`` the frames are uploaded as the webcam page would send them (JPEG
-    plus lossless patches); with None the decoded video frames are fed as they are.
+    plus lossless patches); with None the decoded video frames are fed as they are. ``fps``
+    samples the session at that rate instead of the spec's.
     """
     started = time.perf_counter()
     try:
@@ -68,6 +84,9 @@ def run_session(path: Path, thresholds: Thresholds, jpeg_quality: int | None = J
         return SessionResult(path.stem, None, None, "error", error=exc.message)
     except Exception as exc:  # e.g. an unreadable folder entry: reported, never fatal
         return SessionResult(path.stem, None, None, "error", error=f"{type(exc).__name__}: {exc}")
+    if fps is not None:
+        spec = dataclasses.replace(spec, fps=fps)
+    source, person = clip_origin(spec)
     try:
         with FaceMesh() as mesh:
             analyzer = SessionAnalyzer(mesh, thresholds)
@@ -77,16 +96,46 @@ def run_session(path: Path, thresholds: Thresholds, jpeg_quality: int | None = J
                     analyzer.add(frame, t)
                 else:
                     page.upload(analyzer, frame, t)
+            if page is not None:
+                page.finish(analyzer)
             if not analyzer.observations:
                 raise KycError(f"{spec.id}: no frames could be read from {spec.video}")
             evidence = analyzer.evidence(spec.challenge)
     except KycError as exc:
-        return SessionResult(spec.id, spec.truth, spec.attack, "error", error=exc.message)
+        return SessionResult(spec.id, spec.truth, spec.attack, "error", error=exc.message,
+                             source=source, person=person)
     except Exception as exc:  # one broken session never ends the run: report it and go on
-        return SessionResult(spec.id, spec.truth, spec.attack, "error", error=f"{type(exc).__name__}: {exc}")
+        return SessionResult(spec.id, spec.truth, spec.attack, "error", error=f"{type(exc).__name__}: {exc}",
+                             source=source, person=person)
     decision = decide(evidence, thresholds)
+    patches = sum(1 for o in analyzer.observations if o.has_face and o.texture.lossless)
     return SessionResult(spec.id, spec.truth, spec.attack, decision.decision, decision.reasons,
-                         seconds=time.perf_counter() - started, evidence=evidence.as_dict())
+                         seconds=time.perf_counter() - started, evidence=evidence.as_dict(),
+                         source=source, person=person, patches=patches)
+
+
+@functools.lru_cache(maxsize=8)
+def _manifest(path: Path) -> dict[Path, dict[str, str]]:
+    """The rows of one MANIFEST.tsv, by the clip's resolved path."""
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = csv.DictReader(f, delimiter="\t")
+        return {(path.parent / r["relative_path"]).resolve(): r for r in rows if r.get("relative_path")}
+
+
+def clip_origin(spec: SessionSpec) -> tuple[str, str]:
+    """(source repository, person) of a session's clip, from the MANIFEST.tsv found in one of
+    the clip's parent folders; ("unknown", the clip's name) without one."""
+    for folder in spec.video.parents:
+        manifest = folder / "MANIFEST.tsv"
+        if manifest.is_file():
+            row = _manifest(manifest).get(spec.video)
+            if row is None:
+                break
+            if row["source_repo"].startswith("(synthetic") and row["path_in_repo"] not in ("", "-"):
+                # Rendered here from another clip or photo: the person is the one in that media.
+                return "synthetic", Path(row["path_in_repo"]).stem
+            return row["source_repo"], spec.video.stem
+    return "unknown", spec.video.stem
 
 
 def metrics(results: Sequence[SessionResult]) -> dict[str, Any]:
@@ -115,9 +164,51 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
-def _run_one(args: tuple[Path, str | None, int | None]) -> SessionResult:
-    path, thresholds_path, jpeg_quality = args
-    return run_session(path, load_thresholds(thresholds_path), jpeg_quality)
+def _run_one(args: tuple[Path, str | None, int | None, float | None]) -> SessionResult:
+    path, thresholds_path, jpeg_quality, fps = args
+    return run_session(path, load_thresholds(thresholds_path), jpeg_quality, fps)
+
+
+def action_rates(results: Sequence[SessionResult]) -> dict[str, tuple[int, int]]:
+    """Per action: (steps judged performed, steps) over the live sessions."""
+    rates: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in results:
+        if r.truth != "live" or not r.evidence:
+            continue
+        for a in r.evidence["actions"]:
+            rates[a["action"]][0] += a["verdict"] == "performed"
+            rates[a["action"]][1] += 1
+    return {k: (v[0], v[1]) for k, v in sorted(rates.items())}
+
+
+def patch_counts(results: Sequence[SessionResult]) -> tuple[int, float] | None:
+    """(min, median) usable lossless patches over the sessions with a face."""
+    counts = sorted(r.patches for r in results if r.evidence and r.evidence["face_frames"])
+    if not counts:
+        return None
+    mid = len(counts) // 2
+    return counts[0], float(counts[mid] if len(counts) % 2 else (counts[mid - 1] + counts[mid]) / 2)
+
+
+def _group_line(name: str, group: Sequence[SessionResult]) -> str:
+    m = metrics(group)
+    parts = []
+    if m["counts"].get("live"):
+        parts.append(f"BPCER {_pct(m['bpcer'])} of {m['counts']['live']}")
+    parts += [f"APCER {a} {_pct(v)} of {m['counts'][a]}" for a, v in m["apcer"].items()]
+    parts.append(f"review {_pct(m['review_rate'])}")
+    return f"  {name:44s} " + ", ".join(parts)
+
+
+def print_by_source(results: Sequence[SessionResult]) -> None:
+    for title, key in (("by source", "source"), ("by person", "person")):
+        groups: dict[str, list[SessionResult]] = defaultdict(list)
+        for r in results:
+            if r.decision != "error":
+                groups[getattr(r, key)].append(r)
+        print(f"{title}:")
+        for name in sorted(groups):
+            print(_group_line(name, groups[name]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,7 +222,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "(default %(default)s, the page's)")
     parser.add_argument("--raw", action="store_true",
                         help="feed the decoded video frames as they are, with no upload encoding")
+    parser.add_argument("--fps", type=float, metavar="N",
+                        help="sample every session at N frames a second instead of its spec's rate")
+    parser.add_argument("--by-source", action="store_true",
+                        help="also print the figures per source repository and per person")
     args = parser.parse_args(argv)
+    if args.fps is not None and not 1 <= args.fps <= 30:
+        print("error: --fps must be 1-30", file=sys.stderr)
+        return 2
     low, high = JPEG_QUALITY_RANGE
     if not low <= args.jpeg_quality <= high:  # outside it the patch check flags honest uploads
         print(f"error: --jpeg-quality must be {low}-{high}, the range the thresholds are calibrated for",
@@ -147,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: no session specs found", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    jobs = [(p, args.thresholds, None if args.raw else args.jpeg_quality) for p in specs]
+    jobs = [(p, args.thresholds, None if args.raw else args.jpeg_quality, args.fps) for p in specs]
     if args.jobs > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             results = list(pool.map(_run_one, jobs))
@@ -165,9 +263,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"APCER {attack}: {_pct(value)} of {m['counts'][attack]}")
     print(f"APCER worst: {_pct(m['apcer_max'])}")
     print(f"review rate: {_pct(m['review_rate'])}")
+    rates = action_rates(results)
+    if rates:
+        print("live actions performed: " + ", ".join(f"{a} {k}/{n}" for a, (k, n) in rates.items()))
+    counts = patch_counts(results)
+    if counts and not args.raw:
+        print(f"usable lossless patches per session with a face: min {counts[0]}, median {counts[1]:g}")
+    if args.by_source:
+        print_by_source(results)
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"sessions": [r.row() for r in results], "metrics": m}, indent=2), encoding="utf-8")
+            {"sessions": [r.row() for r in results], "metrics": m,
+             "live_actions_performed": {a: {"performed": k, "steps": n} for a, (k, n) in rates.items()}},
+            indent=2), encoding="utf-8")
     return 1 if m["errors"] else 0
 
 

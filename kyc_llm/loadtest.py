@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ROOT
-from .upload import JPEG_QUALITY, PATCH_EVERY, PATCH_SIZE, PageEmulator, patch_json
+from .upload import JPEG_QUALITY, PATCH_EVERY, PATCH_SIZE, LatePatch, PageEmulator, patch_png, send_patch
 
 # The longest live session whose challenge windows follow each other (the fixed demo challenge
 # has no gaps): 7.2 s, close to the 9 s of a production session, so that the per-session work
@@ -112,16 +112,26 @@ class Client:
     """
 
     def __init__(self, port: int, frames: list[tuple[float, bytes, Any]], fps: float, results: Results,
-                 patches: dict[tuple[int, tuple[float, ...] | None], str]) -> None:
+                 patches: dict[tuple[int, tuple[float, ...]], str]) -> None:
         self.port, self.fps, self.results = port, fps, results
-        # The JSON batch of each frame (one data URL, as the page sends it) is serialised once,
-        # up to where a patch goes.
+        # The JSON of each frame (one data URL, as the page sends it) is serialised once.
         self.frames = [(t, json.dumps({"seq": seq, "t": round(t, 3),
                                         "image": "data:image/jpeg;base64," + base64.b64encode(j).decode("ascii")}),
                         bgr) for seq, (t, j, bgr) in enumerate(frames)]
-        # Patches as JSON by (frame, nose the server gave for the frame before): the server's
-        # answers repeat from session to session (FaceMesh runs per frame), so clients share them.
+        # Patches as JSON by (frame, the nose the server gave for it): the server's answers
+        # repeat from session to session (FaceMesh runs per frame), so clients share them.
         self.patches = patches
+
+    def patch(self, seq: int, bgr: Any, nose: list[float]) -> str:
+        """The JSON of frame ``seq``'s patch around the nose the server found in it."""
+        key = (seq, tuple(nose))
+        patch = self.patches.get(key)
+        if patch is None:
+            png, x, y = patch_png(bgr, nose)
+            patch = json.dumps(LatePatch(seq, b"", png, x, y).json())
+            if len(self.patches) < 1000:
+                self.patches[key] = patch
+        return patch
 
     def request(self, method: str, path: str, body: bytes = b"", token: str | None = None) -> tuple[int, Any]:
         """One HTTP/1.1 request on a new connection: (status, the JSON body read). The server
@@ -161,31 +171,31 @@ class Client:
             return
         token = s["token"]
         start = time.monotonic()
-        nose: tuple[float, ...] | None = None
+        patch: str | None = None  # the page's lossless patch of an answered frame, not sent yet
         for seq, (t, item, bgr) in enumerate(self.frames):
             time.sleep(max(0.0, start + seq / self.fps - time.monotonic()))
             if time.monotonic() > stop_at + 30:
                 return
             # t is the capture time of the frame (as a camera stamps it), even when this client
             # thread runs late on a loaded machine: the upload then lags, the content does not.
-            if seq % PATCH_EVERY == 0:  # the page's lossless patch, centred on the last nose
-                patch = self.patches.get((seq, nose))
-                if patch is None:
-                    patch = json.dumps(patch_json(bgr, nose))
-                    if len(self.patches) < 1000:
-                        self.patches[(seq, nose)] = patch
-                item = item[:-1] + ', "patch": ' + patch + "}"
-            body = ('{"frames": [' + item + "]}").encode()
+            body = ('{"frames": [' + item + "]" + (', "patches": [' + patch + "]" if patch else "") + "}").encode()
             sent = time.perf_counter()
             status, reply = self.request("POST", f"/api/v1/sessions/{s['id']}/frames", body, token)
             ms = (time.perf_counter() - sent) * 1000
             if status != 200:
                 self.error(f"frame {status} {reply}")
                 return
-            nose = tuple(reply["feedback"]["nose"] or ()) or nose
+            nose = reply["feedback"]["nose"]
+            patch = self.patch(seq, bgr, nose) if seq % PATCH_EVERY == 0 and nose else None
             with self.results.lock:
                 self.results.upload_ms.append(ms)
                 self.results.frames += 1
+        if patch:  # the page's last request before it completes
+            status, reply = self.request("POST", f"/api/v1/sessions/{s['id']}/frames",
+                                         ('{"patches": [' + patch + "]}").encode(), token)
+            if status != 200:
+                self.error(f"patch {status} {reply}")
+                return
         sent = time.perf_counter()
         status, reply = self.request("POST", f"/api/v1/sessions/{s['id']}/complete", token=token)
         while status == 202:
@@ -235,23 +245,25 @@ class FrameCost:
 
 def per_frame_ms(frames: list[tuple[float, bytes, Any]], reps: int = 5) -> FrameCost:
     """The server's whole per-frame analysis of these frames as the clients upload them (JPEG
-    decode included, and on every ``PATCH_EVERY``-th frame the lossless patch decoded and
-    measured), timed frame by frame on one core."""
+    decode included, and with every ``PATCH_EVERY``-th frame's next upload that frame's
+    lossless patch decoded, checked and measured), timed frame by frame on one core."""
     from .vision.facemesh import FaceMesh
-    from .vision.intake import load_patch
     from .vision.pipeline import SessionAnalyzer
     from .vision.thresholds import load_thresholds
 
+    thresholds = load_thresholds()
     with FaceMesh() as mesh:
-        analyzer = SessionAnalyzer(mesh, load_thresholds())
-        analyzer.add(frames[0][1], 0.0)  # the first frame builds the graph
+        SessionAnalyzer(mesh, thresholds).add(frames[0][1], 0.0)  # the first frame builds the graph
         times = []
-        for rep in range(reps):
+        for _ in range(reps):
+            analyzer = SessionAnalyzer(mesh, thresholds)  # one session per repetition
             page = PageEmulator()  # the clients' upload format, JPEG bytes as in clip_frames
             for t, _, bgr in frames:
-                jpeg, png = page.next_upload(bgr)  # the client's work: not timed
+                jpeg, late = page.next_upload(bgr)  # the client's work: not timed
                 started = time.perf_counter()
-                obs = analyzer.add(jpeg, rep * 100 + t, None if png is None else load_patch(*png))
+                obs = analyzer.add(jpeg, t)
+                if late is not None:
+                    send_patch(analyzer, late)
                 times.append((time.perf_counter() - started) * 1000)
                 page.answered(obs)
     return FrameCost(statistics.mean(times), statistics.median(times))
@@ -361,7 +373,7 @@ def run_level(port: int, frames: list[tuple[float, bytes, Any]], fps: float, cli
     session_s = len(frames) / fps
     stop_at = time.monotonic() + duration
     threads = []
-    patches: dict[tuple[int, tuple[float, ...] | None], str] = {}
+    patches: dict[tuple[int, tuple[float, ...]], str] = {}
     for k in range(clients):
         client = Client(port, frames, fps, results, patches)
         th = threading.Thread(target=client.run, args=(stop_at,), daemon=True)

@@ -88,8 +88,8 @@
       return;
     }
     state = { session, stream, seq: 0, queue: [], inFlight: false, stopped: false, lastText: "", t0: 0,
-              timer: null, ui: null, done: false, completing: false,
-              nose: null, lastImage: null };
+              timer: null, ui: null, done: false, completing: false, lastImage: null,
+              awaiting: new Map(), patches: [] };
     $("mode").hidden = session.llm_mode !== "offline";
     $("mode").textContent = "The AI judge is not available on this server: the video checks run without it.";
     renderSteps(session.challenge.steps);
@@ -143,7 +143,7 @@
       state.lastImage = image;
       const seq = state.seq++;
       const frame = { seq, t: Math.round(t * 1000) / 1000, image };
-      if (hints.patch_every && seq % hints.patch_every === 0) frame.patch = cutPatch(canvas, hints.patch_size);
+      if (hints.patch_every && seq % hints.patch_every === 0) keepForPatch(seq, canvas);
       state.queue.push(frame);
       pump();
     };
@@ -153,19 +153,45 @@
     updateInstruction();
   }
 
-  // A lossless PNG crop centred on the nose the server last reported (the frame centre until
-  // then): JPEG's colour subsampling erases the fine stripes a screen shows, PNG keeps them.
+  // Lossless PNG patches: JPEG's colour subsampling erases the fine stripes a screen shows, a
+  // PNG keeps them. Every patch_every-th frame's pixels are kept until the server's answer for
+  // that frame says where the face is in it; the patch is cut there, from that same frame, and
+  // goes with the next request, so it lands on the face however the head or the phone moved.
   // The browser writes RGBA PNG; the service accepts it for patches when fully opaque.
+  const MAX_AWAITING = 8;  // frames kept for a patch while their answers are awaited
+  function keepForPatch(seq, canvas) {
+    const copy = document.createElement("canvas");
+    copy.width = canvas.width;
+    copy.height = canvas.height;
+    copy.getContext("2d").drawImage(canvas, 0, 0);
+    state.awaiting.set(seq, copy);
+    // A long outage: the oldest frames' patches are given up rather than memory.
+    for (const old of state.awaiting.keys()) {
+      if (state.awaiting.size <= MAX_AWAITING) break;
+      state.awaiting.delete(old);
+    }
+  }
+
+  function cutPatches(answered) {
+    const size = state.session.upload.patch_size;
+    for (const f of answered) {
+      const canvas = state.awaiting.get(f.seq);
+      if (!canvas) continue;
+      state.awaiting.delete(f.seq);
+      const nose = f.feedback && f.feedback.nose;
+      if (nose) state.patches.push(cutPatch(f.seq, canvas, nose, size));
+    }
+  }
+
   const patchCanvas = document.createElement("canvas");
-  function cutPatch(canvas, size) {
-    const nose = state.nose || [canvas.width / 2, canvas.height / 2];
+  function cutPatch(seq, canvas, nose, size) {
     const w = Math.min(size, canvas.width), h = Math.min(size, canvas.height);
     const x = Math.min(Math.max(Math.round(nose[0] - size / 2), 0), canvas.width - w);
     const y = Math.min(Math.max(Math.round(nose[1] - size / 2), 0), canvas.height - h);
     patchCanvas.width = w;
     patchCanvas.height = h;
     patchCanvas.getContext("2d").drawImage(canvas, x, y, w, h, 0, 0, w, h);
-    return { image: patchCanvas.toDataURL("image/png"), x, y };
+    return { seq, image: patchCanvas.toDataURL("image/png"), x, y };
   }
 
   function updateInstruction() {
@@ -201,23 +227,25 @@
   function transient(err) { return !err.status || err.status === 502 || err.status === 503 || err.status === 504; }
   const lagOf = (frame) => (performance.now() - state.t0) / 1000 - frame.t;
 
-  async function postFrames(frames) {
+  async function postFrames(frames, patches) {
     const path = "/sessions/" + state.session.id + "/frames";
-    return (await api("POST", path, state.session.token, { frames }, UPLOAD_TIMEOUT_MS)).data;
+    const body = patches.length ? { frames, patches } : { frames };
+    return (await api("POST", path, state.session.token, body, UPLOAD_TIMEOUT_MS)).data;
   }
 
-  async function send(batch) {
+  // A patch sent again after a lost answer is answered "duplicate": the first one counts.
+  async function send(batch, patches) {
     let retried = false, delay = 250;
     for (;;) {
       try {
-        if (retried && batch.length > 1) return await sendOneByOne(batch);
-        return await postFrames(batch);
+        if (retried && batch.length > 1) return await sendOneByOne(batch, patches);
+        return await postFrames(batch, patches);
       } catch (err) {
         // A frame sent again after a lost answer may have been stored the first time.
         if (retried && err.code === "out_of_sequence") return null;
         if (!transient(err)) throw err;
         // Leave a second's margin under the server's bound for the attempt itself.
-        if (state.stopped || lagOf(batch[0]) + delay / 1000 > state.session.upload.max_lag_s - 1) throw err;
+        if (state.stopped || (batch.length && lagOf(batch[0]) + delay / 1000 > state.session.upload.max_lag_s - 1)) throw err;
         retried = true;
         showGuidance("Connection lost: trying again…", false);
         await sleep(delay);
@@ -228,11 +256,11 @@
 
   // After a lost answer the server may have stored the first frames of a batch and not the
   // rest: one at a time, a frame it already has is refused as out of sequence and skipped.
-  async function sendOneByOne(batch) {
+  async function sendOneByOne(batch, patches) {
     let last = null;
-    for (const frame of batch) {
+    for (const [i, frame] of batch.entries()) {
       try {
-        last = await postFrames([frame]);
+        last = await postFrames([frame], i === 0 ? patches : []);
       } catch (err) {
         if (err.code !== "out_of_sequence") throw err;
       }
@@ -242,12 +270,16 @@
 
   async function pump() {
     if (state.inFlight || state.stopped) return;
-    if (state.queue.length === 0) { maybeComplete(); return; }
-    const batch = state.queue.splice(0, state.session.upload.max_batch);
+    if (state.queue.length === 0 && (!state.done || state.patches.length === 0)) { maybeComplete(); return; }
+    // After the capture, the last patches go alone, before the page completes.
+    const max = state.session.upload.max_batch;
+    const batch = state.queue.splice(0, max);
+    const patches = state.patches.splice(0, max);
     state.inFlight = true;
     try {
-      const data = await send(batch);
-      if (data) showFeedback(data.feedback);
+      const data = await send(batch, patches);
+      if (data && data.frames) cutPatches(data.frames);
+      if (data && data.feedback) showFeedback(data.feedback);
     } catch (err) {
       fail(err);
       return;
@@ -258,13 +290,12 @@
   }
 
   function maybeComplete() {
-    // Complete only once every grabbed frame is uploaded: a frame arriving after completion
-    // would be refused (the session is closed by then).
-    if (state.done && !state.inFlight && state.queue.length === 0) complete();
+    // Complete only once every grabbed frame and patch is uploaded: one arriving after
+    // completion would be refused (the session is closed by then).
+    if (state.done && !state.inFlight && state.queue.length === 0 && state.patches.length === 0) complete();
   }
 
   function showFeedback(fb) {
-    if (fb.nose) state.nose = fb.nose;
     showGuidance(fb.ok ? "" : fb.message, !!fb.ok);
   }
 
@@ -282,7 +313,7 @@
     state.done = true;
     $("instruction").textContent = "Checking…";
     $("countdown").textContent = "";
-    maybeComplete();
+    pump();
   }
 
   async function complete() {

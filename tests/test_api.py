@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kyc_llm.web import services
-from test_api_support import Api, clip_frames, data_url, db_rows, live_spec, noise_jpeg
+from test_api_support import Api, ClipFrame, clip_frames, data_url, db_rows, live_spec, noise_jpeg
 
 
 def assert_error(resp, status: int, code: str) -> None:
@@ -122,8 +122,9 @@ def test_openapi_document_lists_every_api_route(app, client):
     from jsonschema import Draft202012Validator
 
     batch = Draft202012Validator(doc["components"]["schemas"]["FrameBatch"])
-    assert batch.is_valid({"frames": [{"seq": 0, "t": 0.0, "image": "data:image/jpeg;base64,AA",
-                                       "patch": {"image": "data:image/png;base64,AA", "x": 1, "y": 2}}]})
+    assert batch.is_valid({"frames": [{"seq": 1, "t": 0.0, "image": "data:image/jpeg;base64,AA"}],
+                           "patches": [{"seq": 0, "image": "data:image/png;base64,AA", "x": 1, "y": 2}]})
+    assert not batch.is_valid({"patches": [{"seq": 0, "image": "data:image/png;base64,AA"}]})
     assert not batch.is_valid({"frames": [{"seq": -1, "image": "x"}]})
 
 
@@ -242,7 +243,8 @@ def test_tiny_grayscale_and_truncated_images_are_refused(app, client, clock):
     assert_error(api.post_frames([(0, 0.0, noise_jpeg(1)[:200])]), 400, "bad_frame")
     buf = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buf, format="PNG")
-    tiny_patch = {0: {"image": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), "x": 0, "y": 0}}
+    tiny_patch = [{"seq": 0, "image": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
+                   "x": 0, "y": 0}]
     r = api.post_frames([(0, 0.0, noise_jpeg(1))], tiny_patch)
     assert_error(r, 400, "bad_frame")
     assert r.get_json()["error"]["message"].startswith("frame 0, texture patch: ")  # the patch, not the frame
@@ -284,34 +286,47 @@ def test_multipart_upload_and_its_refusals(app, client, clock):
 def test_texture_patches_are_checked_and_feed_the_screen_cue(app, client, clock, shared_data):
     import base64
 
-    # Two frames where the face barely moves: the patch is centred on the previous frame's
-    # nose and must hold the new one with a 16 px margin (at the clip's start the face moves
-    # ~20 px per frame, and the frame is then measured on its JPEG, as it should be).
-    frames = clip_frames(live_spec(shared_data))[-2:]
-    api = Api(client, clock)
-    good = frames[0].patch(None)
-    jpeg_patch = dict(good, image=data_url(frames[0].jpeg[:4000]))
-    bad = [({**good, "image": jpeg_patch["image"]}, 400, "bad_frame"),  # a JPEG is not lossless
-           ({**good, "x": 10_000}, 400, "bad_frame"),  # outside the frame
-           ({**good, "x": -1}, 400, "bad_request"),
-           ({"image": good["image"], "x": 0}, 400, "bad_request"),
-           ("patch", 400, "bad_request")]
-    small = frames[0].bgr[:64, :64]
     import cv2
 
-    png = cv2.imencode(".png", small)[1].tobytes()
-    bad.append(({"image": "data:image/png;base64," + base64.b64encode(png).decode(), "x": 0, "y": 0},
-                400, "bad_frame"))  # under 96 px a side
-    for patch, status, code in bad:
-        assert_error(api.post_frames([(0, 0.0, frames[0].jpeg)], {0: patch}), status, code)
+    # The page cuts each patch from its own frame around the nose the server's answer gave
+    # for that frame, and sends it with a later request.
+    frames = clip_frames(live_spec(shared_data))[-3:]
+    api = Api(client, clock)
     r = api.post_frames([(0, 0.0, frames[0].jpeg)])
     assert r.status_code == 200
     nose = r.get_json()["feedback"]["nose"]
     assert nose and 0 < nose[0] < frames[0].bgr.shape[1] and 0 < nose[1] < frames[0].bgr.shape[0]
-    assert api.post_frames([(1, 0.125, frames[1].jpeg)], {1: frames[1].patch(nose)}).status_code == 200
-    lossless = [json.loads(r["summary"])["texture"]["lossless"]
-                for r in db_rows(app, "SELECT summary FROM frames ORDER BY seq")]
-    assert lossless == [False, True]  # the patch centred on the returned nose was used
+    good = frames[0].patch(0, nose)
+    small = cv2.imencode(".png", frames[0].bgr[:64, :64])[1].tobytes()
+    bad = [({**good, "image": data_url(frames[0].jpeg[:4000])}, 400, "bad_frame"),  # a JPEG is not lossless
+           ({**good, "x": 10_000}, 400, "bad_frame"),  # outside the frame
+           ({**good, "x": -1}, 400, "bad_request"),
+           ({**good, "seq": 5}, 400, "patch_without_frame"),  # a frame not uploaded (yet)
+           ({"image": good["image"], "x": 0, "y": 0}, 400, "bad_request"),  # no seq
+           ("patch", 400, "bad_request"),
+           ({**good, "image": "data:image/png;base64," + base64.b64encode(small).decode()},
+            400, "bad_frame")]  # under 96 px a side
+    for patch, status, code in bad:
+        assert_error(api.post_frames([(1, 0.125, frames[1].jpeg)], [patch]), status, code)
+    assert_error(api.post_frames([(1, 0.125, frames[1].jpeg)], [good, good]), 400, "bad_request")  # twice
+    r = api.post_frames([(1, 0.125, frames[1].jpeg)], [good])  # frame 0's patch, with frame 1
+    assert r.status_code == 200 and r.get_json()["patches"] == [{"seq": 0, "outcome": "checked"}]
+    # Again (a retry after a lost answer): the first patch of a frame counts.
+    r = api.post_frames([], [good])
+    assert r.status_code == 200 and r.get_json()["patches"] == [{"seq": 0, "outcome": "duplicate"}]
+    assert "feedback" not in r.get_json() and r.get_json()["accepted"] == 0
+    # A patch that is not its frame's pixels (a smoothed copy hides a screen's grid).
+    r = api.post_frames([(2, 0.25, frames[2].jpeg)])
+    nose2 = r.get_json()["feedback"]["nose"]
+    smoothed = ClipFrame(frames[2].t, frames[2].jpeg, cv2.GaussianBlur(frames[2].bgr, (0, 0), 0.8))
+    r = api.post_frames([], [smoothed.patch(2, nose2)])
+    assert r.get_json()["patches"] == [{"seq": 2, "outcome": "mismatch"}]
+    rows = [json.loads(r["summary"]) for r in db_rows(app, "SELECT summary FROM frames ORDER BY seq")]
+    assert [x["texture"]["lossless"] for x in rows] == [True, False, False]
+    assert [x.get("patch_mismatch", False) for x in rows] == [False, False, True]
+    # Once the session is decided, no patch changes its evidence.
+    assert api.complete().status_code in (200, 202)
+    assert_error(api.post_frames([], [good]), 409, "session_closed")
 
 
 # -- session rules ---------------------------------------------------------------------------
@@ -477,12 +492,15 @@ def test_uploads_spread_over_two_workers_are_measured_as_by_one(app, client, clo
         clock.advance(1)
         split = Api(client, clock)
         every = split.body["upload"]["patch_every"]
-        nose = None
+        pending: list = []
         for seq, frame in enumerate(frames):
             split.client = (client, other.test_client())[seq % 2]
-            r = split.post_frames([(seq, frame.t, frame.jpeg)], {seq: frame.patch(nose)} if seq % every == 0 else None)
+            r = split.post_frames([(seq, frame.t, frame.jpeg)], pending)
             assert r.status_code == 200, r.get_json()
-            nose = r.get_json()["feedback"]["nose"] or nose
+            nose = r.get_json()["feedback"]["nose"]
+            pending = [frame.patch(seq, nose)] if seq % every == 0 and nose else []
+        if pending:
+            assert split.post_frames([], pending).status_code == 200
         summaries = {sid: [row["summary"] for row in db_rows(app, "SELECT summary FROM frames WHERE session_id = ? "
                                                                  "ORDER BY seq", sid)]
                      for sid in (alone.id, split.id)}

@@ -41,11 +41,13 @@ class ClipFrame:
     jpeg: bytes  # as the page encodes it (quality 80)
     bgr: np.ndarray  # the decoded frame, to cut the lossless texture patch from
 
-    def patch(self, nose: list[float] | None) -> dict[str, Any]:
-        """The page's PNG patch centred on ``nose`` (the server's last answer), as JSON."""
-        from kyc_llm.upload import patch_json
+    def patch(self, seq: int, nose: list[float] | None) -> dict[str, Any]:
+        """The page's PNG patch of this frame (its ``seq``) centred on ``nose`` (where the
+        server's answer for the frame put it), as JSON."""
+        from kyc_llm.upload import LatePatch, patch_png
 
-        return patch_json(self.bgr, nose)
+        png, x, y = patch_png(self.bgr, nose)
+        return LatePatch(seq, self.jpeg, png, x, y).json()
 
 
 @lru_cache(maxsize=4)
@@ -90,31 +92,35 @@ class Api:
         return {"Authorization": f"Bearer {self.token}"}
 
     def post_frames(self, frames: list[tuple[int, float | None, bytes]],
-                    patches: dict[int, dict[str, Any]] | None = None, **kw: Any) -> Any:
+                    patches: list[dict[str, Any]] | None = None, **kw: Any) -> Any:
         """POST a JSON batch; the clock is first moved to the time of the last frame."""
         times = [t for _, t, _ in frames if t is not None]
         if times:
             if self.start is None:
                 self.start = self.clock.now
             self.clock.now = max(self.clock.now, self.start + max(times))
-        body = {"frames": [{"seq": s, "t": t, "image": data_url(d)} for s, t, d in frames]}
-        for item in body["frames"]:
-            if patches and item["seq"] in patches:
-                item["patch"] = patches[item["seq"]]
+        body: dict[str, Any] = {"frames": [{"seq": s, "t": t, "image": data_url(d)} for s, t, d in frames]}
+        if patches:
+            body["patches"] = patches
         return self.client.post(f"/api/v1/sessions/{self.id}/frames", json=body, headers=self.auth, **kw)
 
     def upload_clip(self, frames: tuple[ClipFrame, ...], batch: int = 1) -> list[Any]:
-        """Upload a clip as the page does: JPEGs, and a PNG patch every ``patch_every`` frames
-        centred on the nose the server returned last."""
+        """Upload a clip as the page does: JPEGs, and for every ``patch_every``-th frame with a
+        face a PNG patch around the nose the server's answer gave for it, sent with the next
+        request (the last one alone before completing). Returns the answers to the frames."""
         every = self.body["upload"]["patch_every"]
-        nose, out = None, []
+        pending: list[dict[str, Any]] = []
+        out = []
         for i in range(0, len(frames), batch):
             chunk = [(i + j, f.t, f.jpeg) for j, f in enumerate(frames[i:i + batch])]
-            patches = {seq: frames[seq].patch(nose) for seq, _, _ in chunk if every and seq % every == 0}
-            r = self.post_frames(chunk, patches)
+            r = self.post_frames(chunk, pending)
             assert r.status_code == 200, r.get_json()
             out.append(r.get_json())
-            nose = out[-1]["feedback"]["nose"] or nose
+            pending = [frames[f["seq"]].patch(f["seq"], f["feedback"]["nose"]) for f in out[-1]["frames"]
+                       if every and f["seq"] % every == 0 and f["feedback"]["nose"]]
+        if pending:
+            r = self.post_frames([], pending)
+            assert r.status_code == 200, r.get_json()
         return out
 
     def complete(self) -> Any:

@@ -64,6 +64,7 @@ def run_session(spec: SessionSpec, settings: LLMSettings, templates: Templates, 
             page.upload(analyzer, bgr, t)
         started = time.perf_counter()
         page.upload(analyzer, frames[-1][1], frames[-1][0])
+        page.finish(analyzer)
         evidence = analyzer.evidence(spec.challenge)
         judged = time.perf_counter()
         judgment = judge_movements(provider, spec.challenge, frames, evidence, settings, templates)

@@ -21,7 +21,6 @@ from ..vision.observation import FrameObservation
 from ..vision.pipeline import frame_feedback as vision_frame_feedback
 from ..vision.quality import Quality
 from ..vision.texture import Texture
-from ..vision.intake import Patch
 from ..vision.thresholds import QualityThresholds, Thresholds
 
 _LANDMARK_SHAPE = (478, 3)
@@ -45,14 +44,12 @@ class FrameAnalyzers:
                 self._pool = GraphPool()
             return self._pool
 
-    def analyze(self, frame: np.ndarray, t: float, patch: Patch | None = None) -> FrameObservation:
-        """Observe one decoded frame (at its uploaded size) at session time ``t``, with its
-        lossless texture patch if the page sent one. Raises ``FrameError`` for a patch outside
-        its frame."""
+    def analyze(self, frame: np.ndarray, t: float) -> FrameObservation:
+        """Observe one decoded frame (at its uploaded size) at session time ``t``."""
         from ..vision.pipeline import SessionAnalyzer
 
         with self._graphs().lease() as mesh:
-            return SessionAnalyzer(mesh, self._thresholds).add(frame, t, patch)
+            return SessionAnalyzer(mesh, self._thresholds).add(frame, t)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -142,7 +139,7 @@ def frame_feedback(obs: FrameObservation, limits: QualityThresholds) -> dict[str
     for name in ("too_dark", "too_bright", "too_far", "blurred"):
         out[name] = name in issues
     hint = next((code for code in HINTS if code in issues), "ok")
-    # Where the page centres its next lossless texture patch (uploaded-frame pixels).
+    # Where the page centres this frame's lossless texture patch (uploaded-frame pixels).
     out["nose"] = None if obs.nose is None else [round(v, 1) for v in obs.nose]
     out["ok"] = hint == "ok"
     out["hint"] = hint

@@ -14,15 +14,21 @@ import math
 import secrets
 import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from ..challenge import Step
 from ..config import Config
 from ..errors import FrameError
-from ..vision.intake import load_frame_unscaled, load_patch
+from ..upload import PATCH_EVERY
+from ..vision.intake import Patch, load_frame_unscaled, load_patch
+from ..vision.observation import FrameObservation
+from ..vision.pipeline import attach_patch
 from ..vision.thresholds import Thresholds
-from .analysis import FrameAnalyzers, frame_feedback, observation_record, progress
+from .analysis import FrameAnalyzers, frame_feedback, observation_from_record, observation_record, progress
 from .decider import Decider
 from .errors import (BadRequest, FrameRejected, NoFrames, PayloadTooLarge, SessionClosed, SessionExpired,
                      SessionNotFound, TokenInvalid, TokenMissing)
@@ -34,18 +40,27 @@ from .workflow import Workflow
 
 log = logging.getLogger(__name__)
 
+_AWAITING_PATCH_MAX = 512  # frames (~40 KB each): a few per session for a worker's sessions
+
 
 @dataclass(frozen=True)
 class Upload:
-    """One frame as the client sent it: its sequence number, client time (s), JPEG bytes and,
-    on some frames, a lossless PNG texture patch with its top-left corner in frame pixels."""
+    """One frame as the client sent it: its sequence number, client time (s) and JPEG bytes."""
 
     seq: int
     t: float | None
     data: bytes
-    patch: bytes | None = None
-    patch_x: int = 0
-    patch_y: int = 0
+
+
+@dataclass(frozen=True)
+class PatchUpload:
+    """A lossless PNG texture patch of the frame ``seq`` (sent in this request or before),
+    with its top-left corner in that frame's pixels."""
+
+    seq: int
+    data: bytes
+    x: int
+    y: int
 
 
 def hash_token(token: str) -> str:
@@ -74,6 +89,11 @@ class SessionService:
         self.clock = clock
         self._steps_cache: dict[str, tuple[Step, ...]] = {}
         self._steps_lock = threading.Lock()
+        # The JPEGs of this process's latest frames that await their texture patch (their
+        # patch comes with the page's next request, usually to the same worker): found here,
+        # they need no read from the frame store, and a failing store does not stop the check.
+        self._awaiting_patch: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._awaiting_lock = threading.Lock()
 
     # -- create ------------------------------------------------------------------------------
     def create(self, client: str) -> tuple[SessionRecord, ChallengeRecord, str]:
@@ -119,10 +139,13 @@ class SessionService:
         return session
 
     # -- frames ------------------------------------------------------------------------------
-    def add_frames(self, session: SessionRecord, uploads: list[Upload]) -> dict[str, Any]:
-        """Validate, analyse and store a batch of frames, all or nothing up to the analysis.
+    def add_frames(self, session: SessionRecord, uploads: Sequence[Upload],
+                   patches: Sequence[PatchUpload] = ()) -> dict[str, Any]:
+        """Validate, analyse and store a batch of frames, then attach the texture patches of
+        frames of this batch or earlier ones; all or nothing up to the analysis.
 
-        Returns the per-frame feedback and the challenge progress. Raises ``SessionExpired``,
+        Returns the per-frame feedback (with where the face is in each frame, for its patch),
+        what became of each patch and the challenge progress. Raises ``SessionExpired``,
         ``SessionClosed``, ``PayloadTooLarge``, ``FrameRejected`` or ``FrameError`` before any
         frame of the batch is stored; a concurrent upload that wins a race can still make a
         later frame of the batch fail with ``FrameRejected``.
@@ -130,32 +153,37 @@ class SessionService:
         cfg = self.config
         self._require_open(session)
         now = self.clock()
-        if not uploads:
-            raise BadRequest("the request holds no frame", code="no_frames")
-        if len(uploads) > cfg.max_batch:
-            raise PayloadTooLarge(f"at most {cfg.max_batch} frames per request", code="too_many_in_batch")
+        if not uploads and not patches:
+            raise BadRequest("the request holds no frame and no patch", code="no_frames")
+        if len(uploads) > cfg.max_batch or len(patches) > cfg.max_batch:
+            raise PayloadTooLarge(f"at most {cfg.max_batch} frames and {cfg.max_batch} patches per request",
+                                  code="too_many_in_batch")
         if session.n_frames + len(uploads) > cfg.max_frames:
             raise FrameRejected(f"at most {cfg.max_frames} frames per session", code="too_many_frames")
         digests = [hashlib.sha256(up.data).hexdigest() for up in uploads]
-        times = self._check_batch(session, uploads, digests, now)
-        images, patches = [], []
+        times = self._check_batch(session, uploads, digests, now) if uploads else []
+        sent = {up.seq for up in uploads}
+        if len({p.seq for p in patches}) != len(patches):
+            raise BadRequest("two patches for the same frame in one request")
+        for p in patches:
+            if len(p.data) > cfg.max_frame_bytes:
+                raise PayloadTooLarge(f"the patch of frame {p.seq} is larger than {cfg.max_frame_bytes} bytes",
+                                      code="frame_too_large")
+            if p.seq not in sent and p.seq > session.last_seq:
+                raise BadRequest(f"texture patch for frame {p.seq}, which has not been uploaded",
+                                 code="patch_without_frame")
+        images = []
         for up in uploads:
             try:
-                full = load_frame_unscaled(up.data)
+                images.append(load_frame_unscaled(up.data))
             except FrameError as exc:
                 raise FrameError(f"frame {up.seq}: {exc.message}") from None
-            try:
-                patch = load_patch(up.patch, up.patch_x, up.patch_y) if up.patch is not None else None
-                if patch is not None and not patch.fits(full.shape[1], full.shape[0]):
-                    raise FrameError("it lies outside its frame")
-            except FrameError as exc:
-                raise FrameError(f"frame {up.seq}, texture patch: {exc.message}") from None
-            images.append(full)
-            patches.append(patch)
+        loaded = [self._load_patch(session, p, images[[u.seq for u in uploads].index(p.seq)]
+                                   if p.seq in sent else None) for p in patches]
         steps = self._steps(session.id)
-        results = []
-        for up, t, full, patch, digest in zip(uploads, times, images, patches, digests):
-            obs = self.analyzers.analyze(full, t, patch)
+        results, observed = [], {}
+        for up, t, full, digest in zip(uploads, times, images, digests):
+            obs = self.analyzers.analyze(full, t)
             summary, landmarks = observation_record(obs)
             try:
                 key: str | None = self.frames.put(frame_key(session.id, up.seq, digest), up.data)
@@ -169,16 +197,77 @@ class SessionService:
             except SessionClosed:
                 self._forget_after_purge(session.id)
                 raise
+            observed[up.seq] = obs
+            if obs.has_face and up.seq % PATCH_EVERY == 0:
+                self._await_patch(session.id, up.seq, up.data)
             feedback = frame_feedback(obs, self.thresholds.quality)
             results.append({"seq": up.seq, "t": round(t, 3), "feedback": feedback})
-        last_t = times[-1]
-        return {
-            "accepted": len(results), "last_seq": session.last_seq, "frames": results,
-            "feedback": results[-1]["feedback"],
+        patch_results = [{"seq": seq, "outcome": self._attach_patch(session, seq, patch, full, observed.get(seq, obs))}
+                         for seq, patch, full, obs in loaded]
+        body: dict[str, Any] = {"accepted": len(results), "last_seq": session.last_seq, "frames": results}
+        if patch_results:
+            body["patches"] = patch_results
+        if results:
+            body["feedback"] = results[-1]["feedback"]
+        last_t = times[-1] if times else session.last_t or 0.0
+        body.update({
             "progress": progress(steps, last_t, session.capture_s),
             "capture_complete": last_t >= session.capture_s,
             "expires_in_s": round(max(0.0, session.expires_at - now), 1),
-        }
+        })
+        return body
+
+    def _load_patch(self, session: SessionRecord, upload: PatchUpload, full: np.ndarray | None
+                    ) -> tuple[int, Patch, np.ndarray | None, FrameObservation | None]:
+        """Decode one patch and find its frame, before anything of the request is stored:
+        ``full`` is the frame when it is in this request; a frame sent before comes from the
+        database and the frame store (any worker or host may have taken it), or is None when
+        the store no longer holds its JPEG. Returns (seq, patch, frame or None, the frame's
+        stored observation or None). Raises ``BadRequest`` for a frame that was never stored,
+        ``FrameError`` for a bad patch or one outside its frame."""
+        seq = upload.seq
+        try:
+            patch = load_patch(upload.data, upload.x, upload.y)
+        except FrameError as exc:
+            raise FrameError(f"frame {seq}, texture patch: {exc.message}") from None
+        obs = None
+        if full is None:
+            record = self.store.frame(session.id, seq, with_landmarks=True)
+            if record is None:
+                raise BadRequest(f"texture patch for frame {seq}, which was not stored", code="patch_without_frame")
+            obs = observation_from_record(record.summary, record.landmarks)
+            with self._awaiting_lock:
+                data = self._awaiting_patch.pop((session.id, seq), None)
+            try:
+                if data is None and record.stored_key is not None:
+                    data = self.frames.get(record.stored_key)
+                if data is not None:
+                    full = load_frame_unscaled(data)
+            except (FrameStoreError, FrameError) as exc:
+                log.warning("session %s frame %d: patch not checked: %s", session.id, seq, exc.message)
+        if full is not None and not patch.fits(full.shape[1], full.shape[0]):
+            raise FrameError(f"frame {seq}, texture patch: it lies outside its frame")
+        return seq, patch, full, obs
+
+    def _await_patch(self, session_id: str, seq: int, data: bytes) -> None:
+        with self._awaiting_lock:
+            self._awaiting_patch[(session_id, seq)] = data
+            while len(self._awaiting_patch) > _AWAITING_PATCH_MAX:
+                self._awaiting_patch.popitem(last=False)
+
+    def _attach_patch(self, session: SessionRecord, seq: int, patch: Patch, full: np.ndarray | None,
+                      obs: FrameObservation | None) -> str:
+        """Attach one patch to its frame's observation and store the new texture. Returns the
+        ``attach_patch`` outcome, or ``frame_unavailable`` when the frame store no longer
+        holds the frame's JPEG (nothing to check the patch against)."""
+        if full is None or obs is None:
+            return "frame_unavailable"
+        outcome = attach_patch(obs, full, patch, self.thresholds)
+        if outcome in ("checked", "mismatch"):
+            summary, _ = observation_record(obs)
+            if not self.store.set_frame_summary(session.id, seq, summary):
+                raise SessionClosed("the session closed before the texture patch was stored")
+        return outcome
 
     def _forget_after_purge(self, session_id: str) -> None:
         """Delete a closed session's frames again if the retention policy already did: a frame
@@ -210,7 +299,7 @@ class SessionService:
                 self._steps_cache[session_id] = steps
         return steps
 
-    def _check_batch(self, session: SessionRecord, uploads: list[Upload], digests: list[str],
+    def _check_batch(self, session: SessionRecord, uploads: Sequence[Upload], digests: list[str],
                      now: float) -> list[float]:
         """Sequence, size, replay and clock checks. Returns the session time of each frame."""
         cfg = self.config
@@ -225,7 +314,7 @@ class SessionService:
             if up.seq <= last_seq:
                 raise FrameRejected(f"frame {up.seq} is out of sequence (last was {last_seq})",
                                     code="out_of_sequence")
-            if len(up.data) > cfg.max_frame_bytes or len(up.patch or b"") > cfg.max_frame_bytes:
+            if len(up.data) > cfg.max_frame_bytes:
                 raise PayloadTooLarge(f"frame {up.seq} is larger than {cfg.max_frame_bytes} bytes",
                                       code="frame_too_large")
             if digest in seen or self.store.has_frame_hash(session.id, digest):

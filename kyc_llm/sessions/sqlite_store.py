@@ -193,12 +193,22 @@ class SQLiteStore:
                                     (session_id,)).fetchall()
         return [_frame(r) for r in rows]
 
-    def frame(self, session_id: str, seq: int) -> FrameRecord | None:
-        """One frame's record without its landmarks, or None."""
-        row = self._conn().execute(f"SELECT {','.join(_FRAME_COLS_NO_LANDMARKS)} FROM frames "
-                                   "WHERE session_id = ? AND seq = ?",
+    def frame(self, session_id: str, seq: int, with_landmarks: bool = False) -> FrameRecord | None:
+        """One frame's record (its landmarks too if asked), or None."""
+        cols = _FRAME_COLS if with_landmarks else _FRAME_COLS_NO_LANDMARKS
+        row = self._conn().execute(f"SELECT {','.join(cols)} FROM frames WHERE session_id = ? AND seq = ?",
                                    (session_id, seq)).fetchone()
         return _frame(row) if row else None
+
+    def set_frame_summary(self, session_id: str, seq: int, summary: dict[str, Any]) -> bool:
+        """Replace a frame's measured numbers (its texture, once its lossless patch came)
+        while the session is still open; False when it is not (or has no such frame)."""
+        with self._tx() as c:
+            rows = c.execute(
+                "UPDATE frames SET summary = ? WHERE session_id = ? AND seq = ? AND EXISTS "
+                "(SELECT 1 FROM sessions WHERE id = ? AND status IN (?, ?)) RETURNING seq",
+                (json.dumps(summary), session_id, seq, session_id, *OPEN_STATUSES)).fetchall()
+            return bool(rows)
 
     def mark_frames_purged(self, session_id: str, at: float) -> None:
         with self._tx() as c:

@@ -81,7 +81,8 @@ def _largest(faces: list[np.ndarray]) -> np.ndarray:
 
 
 def observe(bgr: np.ndarray, t: float, faces: list[np.ndarray], patch: Patch | None = None) -> FrameObservation:
-    """Measure one frame given the faces FaceMesh found in it (and its lossless patch, if any)."""
+    """Measure one frame given the faces FaceMesh found in it (and its lossless patch, if any:
+    the service attaches patches after the frame, ``pipeline.attach_patch``)."""
     h, w = bgr.shape[:2]
     obs = FrameObservation(t=t, width=w, height=h, n_faces=len(faces),
                            frame_brightness=quality.frame_brightness(bgr))

@@ -1,4 +1,5 @@
-"""The session pipeline: frames in, per-frame feedback out, vision evidence at the end.
+"""The session pipeline: frames and their texture patches in, per-frame feedback out, vision
+evidence at the end.
 
 The server and the evaluation command both use ``SessionAnalyzer``, so what is measured on
 the practice clips is what the service does.
@@ -14,6 +15,7 @@ from ..challenge import Step
 from ..errors import FrameError
 from .actions import baseline_indexes, blink_times, verify_actions
 from .evidence import VisionEvidence
+from . import quality, texture
 from .facemesh import FaceMesh
 from .observation import FrameObservation, observe
 from .intake import Patch, load_frame_unscaled, normalise_for_analysis
@@ -29,31 +31,24 @@ class SessionAnalyzer:
         self.thresholds = thresholds
         self.observations: list[FrameObservation] = []
 
-    def add(self, source: bytes | str | np.ndarray, t: float, patch: Patch | None = None) -> FrameObservation:
-        """Decode and observe one frame at session time ``t`` (seconds, non-decreasing), with
-        an optional lossless texture patch of the same frame (see ``intake.load_patch``).
+    def add(self, source: bytes | str | np.ndarray, t: float) -> FrameObservation:
+        """Decode and observe one frame at session time ``t`` (seconds, non-decreasing).
 
-        Raises ``FrameError`` for a bad frame or a patch outside it, ``ValueError`` for time
-        going backwards.
+        Raises ``FrameError`` for a bad frame, ``ValueError`` for time going backwards.
         """
         if self.observations and t < self.observations[-1].t:
             raise ValueError("frame times must not go backwards")
         full = load_frame_unscaled(source)
-        if patch is not None and not patch.fits(full.shape[1], full.shape[0]):
-            raise FrameError("the texture patch lies outside its frame")
-        mismatch = False
-        if patch is not None:
-            a = self.thresholds.attacks
-            if not patch.matches(full, a.patch_max_difference, a.patch_min_detail, a.patch_min_jpeg_difference):
-                patch, mismatch = None, True  # not this frame's pixels: no texture evidence from it
         bgr = normalise_for_analysis(full)
-        if bgr is not full:
-            patch = None  # analysed at another scale: the patch's pixel grid no longer matches
-        obs = observe(bgr, t, self._mesh.process(bgr), patch)
+        obs = observe(bgr, t, self._mesh.process(bgr))
         obs.scale = bgr.shape[1] / full.shape[1]
-        obs.patch_mismatch = mismatch
         self.observations.append(obs)
         return obs
+
+    def add_patch(self, index: int, source: bytes | str | np.ndarray, patch: Patch) -> str:
+        """Attach the lossless texture patch of frame ``index`` (``source``: that frame as
+        uploaded); see ``attach_patch``."""
+        return attach_patch(self.observations[index], load_frame_unscaled(source), patch, self.thresholds)
 
     def add_observation(self, obs: FrameObservation) -> None:
         """Append an observation made elsewhere (e.g. restored after a restart)."""
@@ -61,6 +56,41 @@ class SessionAnalyzer:
 
     def evidence(self, challenge: Sequence[Step]) -> VisionEvidence:
         return build_evidence(self.observations, challenge, self.thresholds)
+
+
+PATCH_OUTCOMES = ("checked", "mismatch", "no_face", "rescaled", "duplicate")
+
+
+def attach_patch(obs: FrameObservation, full: np.ndarray, patch: Patch, th: Thresholds) -> str:
+    """Measure the screen cue of one observed frame on its lossless patch, sent after the
+    frame once the server had said where the face is in it (so it lands on the face however
+    the head moves). ``full`` is the frame as uploaded. Returns what became of the patch:
+
+    - ``checked``: it shows the frame's own pixels; the texture now comes from it;
+    - ``mismatch``: it does not (``obs.patch_mismatch``: only a client other than the page
+      sends such a patch, to hide a screen's pixel grid);
+    - ``no_face``: the frame shows no face, so there is nothing to measure;
+    - ``rescaled``: the frame was analysed at another scale (over 960 px), where the patch's
+      pixel grid no longer lines up;
+    - ``duplicate``: the frame already had its patch (the first one counts).
+
+    Raises ``FrameError`` for a patch outside its frame.
+    """
+    if not patch.fits(full.shape[1], full.shape[0]):
+        raise FrameError("the texture patch lies outside its frame")
+    if obs.patch_mismatch or (obs.texture is not None and obs.texture.lossless):
+        return "duplicate"
+    if not obs.has_face:
+        return "no_face"
+    a = th.attacks
+    if not patch.matches(full, a.patch_max_difference, a.patch_min_detail, a.patch_min_jpeg_difference):
+        obs.patch_mismatch = True
+        return "mismatch"
+    bgr = normalise_for_analysis(full)
+    if bgr is not full:
+        return "rescaled"
+    obs.texture = texture.measure(bgr, quality.face_crop(bgr, obs.box), obs.box, obs.nose, patch)
+    return "checked"
 
 
 def build_evidence(obs: Sequence[FrameObservation], challenge: Sequence[Step], th: Thresholds) -> VisionEvidence:

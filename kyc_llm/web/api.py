@@ -55,8 +55,8 @@ def create_session() -> tuple[Response, int]:
 def upload_frames(session_id: str) -> Response:
     """Accept a batch of frames; answer with per-frame feedback and the challenge progress."""
     session = _session(session_id)
-    uploads = frame_uploads()
-    return jsonify(services().sessions.add_frames(session, uploads))
+    uploads, patches = frame_uploads()
+    return jsonify(services().sessions.add_frames(session, uploads, patches))
 
 
 @bp.post(f"{PREFIX}/sessions/<session_id>/complete")
@@ -119,6 +119,7 @@ def _upload_hints() -> dict[str, Any]:
             # A frame whose capture time lags the server's clock more than this is refused:
             # what a client may spend re-sending frames after a lost connection.
             "max_lag_s": cfg.max_upload_lag_s,
-            # Every patch_every-th frame also carries a lossless PNG crop of patch_size px
-            # centred on the nose the previous answer gave (feedback.nose).
+            # Every patch_every-th frame with a face also gets a lossless PNG crop of
+            # patch_size px centred on the nose the server found in it (its feedback.nose),
+            # sent in a later request's "patches".
             "patch_every": PATCH_EVERY, "patch_size": PATCH_SIZE}

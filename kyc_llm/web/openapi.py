@@ -49,29 +49,36 @@ _SCHEMAS: dict[str, Any] = {
             "fps", "width", "height", "jpeg_quality", "max_batch", "max_frame_bytes", "max_frames",
             "max_lag_s", "patch_every", "patch_size")}},
         "llm_mode": {"enum": ["live", "offline"]}, "links": {"type": "object"}}},
-    "FrameBatch": {"type": "object", "required": ["frames"], "properties": {"frames": {
-        "type": "array", "minItems": 1, "items": {"type": "object", "required": ["seq", "image"], "properties": {
+    "FrameBatch": {"type": "object", "minProperties": 1, "properties": {"frames": {
+        "type": "array", "items": {"type": "object", "required": ["seq", "image"], "properties": {
             "seq": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ,
                     "description": "strictly increasing per session (gaps allowed)"},
             "t": {"type": "number", "description": "client capture time in seconds since the first frame"},
-            "image": {"type": "string", "description": "data:image/jpeg;base64,..."},
-            "patch": {"type": "object", "required": ["image", "x", "y"],
-                      "description": "lossless texture crop (every upload.patch_every-th frame), "
-                                     "upload.patch_size px centred on the last feedback.nose",
-                      "properties": {"image": {"type": "string", "description": "data:image/png;base64,... (RGB)"},
-                                     "x": {"type": "integer", "minimum": 0},
-                                     "y": {"type": "integer", "minimum": 0}}}}}}}},
+            "image": {"type": "string", "description": "data:image/jpeg;base64,..."}}}},
+        "patches": {
+            "type": "array", "description": "lossless texture crops of frames of this request or earlier ones "
+                                            "(every upload.patch_every-th frame with a face), upload.patch_size "
+                                            "px centred on that frame's feedback.nose; 'frames' and 'patches' "
+                                            "may not both be empty",
+            "items": {"type": "object", "required": ["seq", "image", "x", "y"], "properties": {
+                "seq": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ, "description": "the patch's frame"},
+                "image": {"type": "string", "description": "data:image/png;base64,... (RGB)"},
+                "x": {"type": "integer", "minimum": 0},
+                "y": {"type": "integer", "minimum": 0}}}}}},
     "Feedback": {"type": "object", "properties": {
         **{k: {"type": "boolean"} for k in ("face_found", "one_face", "centred", "too_dark", "too_bright",
                                              "too_far", "blurred", "ok")},
         "hint": {"type": "string"}, "message": {"type": "string"},
         "issues": {"type": "array", "items": {"type": "string"}},
         "nose": {"type": ["array", "null"], "items": {"type": "number"},
-                 "description": "nose position in uploaded-frame pixels: centre of the next patch"}}},
+                 "description": "nose position in this frame's pixels: the centre of its patch"}}},
     "UploadResult": {"type": "object", "properties": {
         "accepted": {"type": "integer"}, "last_seq": {"type": "integer"},
         "frames": {"type": "array", "items": {"type": "object", "properties": {
             "seq": {"type": "integer"}, "t": {"type": "number"}, "feedback": _ref("Feedback")}}},
+        "patches": {"type": "array", "items": {"type": "object", "properties": {
+            "seq": {"type": "integer"},
+            "outcome": {"enum": ["checked", "mismatch", "no_face", "rescaled", "duplicate", "frame_unavailable"]}}}},
         "feedback": _ref("Feedback"), "progress": {"type": "object"}, "capture_complete": {"type": "boolean"},
         "expires_in_s": {"type": "number"}}},
     "SessionStatus": {"type": "object", "properties": {

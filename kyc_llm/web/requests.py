@@ -14,7 +14,7 @@ from werkzeug.routing import IntegerConverter
 
 from ..errors import FrameError
 from ..sessions.errors import BadRequest
-from ..sessions.lifecycle import Upload
+from ..sessions.lifecycle import PatchUpload, Upload
 from ..vision.intake import decode_data_url
 from .errors import MalformedJSON, UnsupportedMediaType
 
@@ -63,13 +63,15 @@ def bearer_token() -> str | None:
     return value.strip()
 
 
-def frame_uploads() -> list[Upload]:
-    """The frames of an upload request, in the order sent.
+def frame_uploads() -> tuple[list[Upload], list[PatchUpload]]:
+    """The frames of an upload request, in the order sent, and the texture patches.
 
     Multipart: files in field ``frame`` with matching ``seq`` fields and optional ``t``
-    fields (client time in seconds). JSON: ``{"frames": [{"seq", "t", "image": data URL,
-    "patch": {"image": PNG data URL, "x", "y"}}]}`` (``patch`` optional: the lossless
-    texture crop the page sends on every few frames).
+    fields (client time in seconds); patches as files ``patch`` with matching ``patch_seq``,
+    ``patch_x`` and ``patch_y`` fields. JSON: ``{"frames": [{"seq", "t", "image": data URL}],
+    "patches": [{"seq", "image": PNG data URL, "x", "y"}]}``. A patch is the lossless crop
+    of the frame ``seq``, sent in the same request or an earlier one (the page sends it once
+    the server has said where the face is in that frame); either list may be empty, not both.
     Raises ``UnsupportedMediaType``, ``MalformedJSON``, ``BadRequest`` or ``FrameError`` (bad data URL or base64).
     """
     mimetype = request.mimetype
@@ -80,62 +82,58 @@ def frame_uploads() -> list[Upload]:
     raise UnsupportedMediaType("send frames as multipart/form-data or as a JSON batch of data URLs")
 
 
-def _multipart() -> list[Upload]:
+def _multipart() -> tuple[list[Upload], list[PatchUpload]]:
     files = request.files.getlist("frame")
-    if not files and not request.files and not request.form and request.content_length:
+    if not request.files and not request.form and request.content_length:
         # werkzeug reads a body without its boundary, or a broken one, as no parts at all
         raise BadRequest("the multipart body could not be read: check its boundary and part headers")
-    if not files:
-        raise BadRequest("no file in field 'frame'", code="no_frames")
+    patches = _multipart_patches()
+    if not files and not patches:
+        raise BadRequest("no file in field 'frame' or 'patch'", code="no_frames")
     seqs = request.form.getlist("seq")
     times = request.form.getlist("t")
     if len(seqs) != len(files):
         raise BadRequest("send one 'seq' field per 'frame' file")
     if times and len(times) != len(files):
         raise BadRequest("send one 't' field per 'frame' file, or none")
-    patches = _multipart_patches()
     out = []
     for i, f in enumerate(files):
         if f.mimetype not in ("image/jpeg", "image/png", "application/octet-stream"):
             raise UnsupportedMediaType(f"frame {i} must be image/jpeg, not {f.mimetype}")
         seq = _int(seqs[i], f"seq of frame {i}")
         t = _number(times[i], f"t of frame {i}") if times else None
-        patch, px, py = patches.pop(seq, (None, 0, 0))
-        out.append(Upload(seq, t, f.read(), patch, px, py))
-    if patches:
-        raise BadRequest(f"patch for a frame not in this request (seq {sorted(patches)[0]})")
-    return out
+        out.append(Upload(seq, t, f.read()))
+    return out, patches
 
 
-def _multipart_patches() -> dict[int, tuple[bytes, int, int]]:
-    """Optional texture patches: files ``patch`` with matching ``patch_seq``, ``patch_x``,
-    ``patch_y`` fields, keyed by the seq of their frame."""
+def _multipart_patches() -> list[PatchUpload]:
+    """Texture patches: files ``patch`` with matching ``patch_seq``, ``patch_x``, ``patch_y``."""
     files = request.files.getlist("patch")
     fields = [request.form.getlist(n) for n in ("patch_seq", "patch_x", "patch_y")]
     if any(len(f) != len(files) for f in fields):
         raise BadRequest("send patch_seq, patch_x and patch_y once per 'patch' file")
-    out = {}
-    for i, f in enumerate(files):
-        seq = _int(fields[0][i], f"patch_seq of patch {i}")
-        if seq in out:
-            raise BadRequest(f"two patches for frame {seq}")
-        out[seq] = (f.read(), _int(fields[1][i], f"patch_x of patch {i}"), _int(fields[2][i], f"patch_y of patch {i}"))
-    return out
+    return [PatchUpload(_int(fields[0][i], f"patch_seq of patch {i}"), f.read(),
+                        _int(fields[1][i], f"patch_x of patch {i}"), _int(fields[2][i], f"patch_y of patch {i}"))
+            for i, f in enumerate(files)]
 
 
-def _json_batch() -> list[Upload]:
-    frames = json_body(fields=("frames",)).get("frames")
+def _json_batch() -> tuple[list[Upload], list[PatchUpload]]:
+    body = json_body(fields=("frames", "patches"))
+    frames, patches = body.get("frames", []), body.get("patches", [])
     if not isinstance(frames, list):
         raise BadRequest("'frames' must be a list of {seq, t, image}")
-    if not frames:
-        raise BadRequest("'frames' is empty", code="no_frames")
+    if not isinstance(patches, list):
+        raise BadRequest("'patches' must be a list of {seq, image, x, y}")
+    if not frames and not patches:
+        raise BadRequest("'frames' and 'patches' are both empty or missing", code="no_frames")
     out = []
     for i, item in enumerate(frames):
         if not isinstance(item, dict):
             raise BadRequest(f"frames[{i}] must be an object")
-        extra = set(item) - {"seq", "t", "image", "patch"}
+        extra = set(item) - {"seq", "t", "image"}
         if extra:
-            raise BadRequest(f"frames[{i}]: unknown field(s) {_names(sorted(extra))}")
+            hint = " (texture patches go in the batch's 'patches' list)" if "patch" in extra else ""
+            raise BadRequest(f"frames[{i}]: unknown field(s) {_names(sorted(extra))}{hint}")
         if "seq" not in item or "image" not in item:
             raise BadRequest(f"frames[{i}] needs 'seq' and 'image'")
         if not isinstance(item["seq"], int):
@@ -146,25 +144,21 @@ def _json_batch() -> list[Upload]:
             data = decode_data_url(item["image"])
         except FrameError as exc:
             raise FrameError(f"frames[{i}].image: {exc.message}") from None
-        patch, px, py = _json_patch(item.get("patch"), f"frames[{i}].patch")
-        out.append(Upload(seq, t, data, patch, px, py))
-    return out
+        out.append(Upload(seq, t, data))
+    return out, [_json_patch(item, f"patches[{i}]") for i, item in enumerate(patches)]
 
 
-def _json_patch(raw: Any, what: str) -> tuple[bytes | None, int, int]:
-    """``{"image": PNG data URL, "x": int, "y": int}`` -> (PNG bytes, x, y); absent -> None."""
-    if raw is None:
-        return None, 0, 0
-    if not isinstance(raw, dict) or set(raw) != {"image", "x", "y"}:
-        raise BadRequest(f"{what} must be an object with exactly image, x and y")
-    x, y = raw["x"], raw["y"]
-    if not isinstance(x, int) or not isinstance(y, int):
-        raise BadRequest(f"{what}: x and y must be non-negative integers")
+def _json_patch(raw: Any, what: str) -> PatchUpload:
+    """``{"seq": int, "image": PNG data URL, "x": int, "y": int}``."""
+    if not isinstance(raw, dict) or set(raw) != {"seq", "image", "x", "y"}:
+        raise BadRequest(f"{what} must be an object with exactly seq, image, x and y")
+    if not all(isinstance(raw[k], int) for k in ("seq", "x", "y")):
+        raise BadRequest(f"{what}: seq, x and y must be non-negative integers")
     try:
         data = decode_data_url(raw["image"])
     except FrameError as exc:
         raise FrameError(f"{what}.image: {exc.message}") from None
-    return data, _int(x, f"{what}.x"), _int(y, f"{what}.y")
+    return PatchUpload(_int(raw["seq"], f"{what}.seq"), data, _int(raw["x"], f"{what}.x"), _int(raw["y"], f"{what}.y"))
 
 
 MAX_INT = 10_000_000  # above every count, position and sequence number the service takes
