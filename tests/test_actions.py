@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kyc_llm.challenge import Step
+from kyc_llm.vision import geometry as g
 from kyc_llm.vision.actions import verify_actions
 from kyc_llm.vision.observation import FrameObservation
 from kyc_llm.vision.thresholds import load_thresholds
@@ -16,8 +17,19 @@ TH = load_thresholds().actions
 FPS = 10
 
 
+def corner_landmarks(height: float) -> np.ndarray:
+    """Landmarks whose mouth corners sit ``height`` forehead-to-nose-base heights below the
+    outer eye corners (``geometry.mouth_corner_height``); the other points are left at 0."""
+    lm = np.zeros((478, 3), np.float32)
+    lm[g.R_EYE_OUTER], lm[g.L_EYE_OUTER] = (275, 200, 0), (365, 200, 0)
+    lm[g.FOREHEAD], lm[g.SUBNASALE] = (320, 160, 0), (320, 240, 0)
+    lm[g.R_MOUTH], lm[g.L_MOUTH] = (295, 200 + 80 * height, 0), (345, 200 + 80 * height, 0)
+    return lm
+
+
 def series(n: int, **tracks: Sequence[float]) -> list[FrameObservation]:
-    """``n`` frames at 10 fps of one face whose measures follow ``tracks`` (default neutral)."""
+    """``n`` frames at 10 fps of one face whose measures follow ``tracks`` (default neutral;
+    ``corner`` gives landmarks with that mouth-corner height, otherwise they are all 0)."""
     out = []
     for i in range(n):
         def val(name: str, default: float) -> float:
@@ -25,7 +37,7 @@ def series(n: int, **tracks: Sequence[float]) -> list[FrameObservation]:
         ear = val("ear", 0.3)
         out.append(FrameObservation(
             t=i / FPS, width=640, height=480, n_faces=1, frame_brightness=120.0,
-            landmarks=np.zeros((478, 3), np.float32),
+            landmarks=corner_landmarks(val("corner", 0.0)) if "corner" in tracks else np.zeros((478, 3), np.float32),
             yaw=val("yaw", 0.0), pitch=val("pitch", 0.0), roll=0.0,
             ear_left=val("ear_left", ear), ear_right=val("ear_right", ear),
             mouth_open=val("mouth", 0.02), smile=val("smile", 0.55), corner_lift=0.0, face_height=1.0,
@@ -280,3 +292,26 @@ def test_a_one_frame_wink_is_not_a_blink() -> None:
     ear_left[15:22] = [0.02, 0.24, 0.27, 0.29, 0.30, 0.33, 0.36]
     obs = series(40, ear_left=ear_left, ear_right=np.full(40, 0.39))
     assert verdicts(obs, [("blink", 1.0, 2.5)]) != ["performed"]
+
+
+def test_a_closed_mouth_smile_counts_by_its_raised_corners() -> None:
+    # The mouth widens 13 % (under the 18 % a smile needs from width alone) while the corners
+    # rise 15 % of their height below the eyes, head still: a closed-mouth smile.
+    smile = ramp(40, 12, 20, 0.62, base=0.55)
+    raised = series(40, smile=smile, corner=ramp(40, 12, 20, 1.06, base=1.25))
+    assert verdicts(raised, [("smile", 1.0, 2.5)]) == ["performed"]
+    flat = series(40, smile=smile, corner=np.full(40, 1.25))
+    assert verdicts(flat, [("smile", 1.0, 2.5)]) == ["unclear"]
+
+
+def test_raised_corners_do_not_count_while_the_head_nods() -> None:
+    # The same corner shift seen while the head pitches 12 degrees is the nod's perspective.
+    obs = series(40, smile=ramp(40, 12, 20, 0.62, base=0.55), corner=ramp(40, 12, 20, 1.06, base=1.25),
+                 pitch=ramp(40, 12, 20, 12.0))
+    assert verdicts(obs, [("smile", 1.0, 2.5)]) == ["unclear"]
+
+
+def test_a_laugh_dropping_the_corners_is_still_a_smile() -> None:
+    # An open-mouth laugh: 25 % wider, the jaw pulls the corners down; a drop never counts against.
+    obs = series(40, smile=ramp(40, 12, 20, 0.69, base=0.55), corner=ramp(40, 12, 20, 1.40, base=1.25))
+    assert verdicts(obs, [("smile", 1.0, 2.5)]) == ["performed"]

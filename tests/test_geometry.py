@@ -96,3 +96,16 @@ def test_degenerate_landmarks_give_nan_not_an_exception() -> None:
     assert np.isnan(g.head_pose(lm).yaw)
     assert np.isnan(g.eye_aspect_ratio(lm, g.L_EYE_EAR))
     assert np.isnan(g.smile_ratio(lm))
+
+
+def test_mouth_corner_height_falls_when_the_corners_rise_and_ignores_scale_and_roll() -> None:
+    lm = face()
+    base = g.mouth_corner_height(lm)
+    assert base > 0
+    raised = lm.copy()
+    raised[[g.R_MOUTH, g.L_MOUTH], 1] -= 6
+    assert g.mouth_corner_height(raised) < base
+    a = np.radians(15)
+    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    moved = (lm - lm.mean(axis=0)) @ rot.T * 1.7 + (100, 50, 0)
+    assert g.mouth_corner_height(moved) == pytest.approx(base, rel=1e-6)

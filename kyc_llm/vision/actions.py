@@ -8,7 +8,9 @@ small eyes or a camera a little to one side do not matter, only the change does:
 - blink: the eye aspect ratio of both eyes dips and recovers (a transient, so lowered eyes or
   a wink are not blinks);
 - open_mouth: the inner-lip gap over mouth width rises above an absolute floor as well;
-- smile: the mouth widens relative to the eyes.
+- smile: the mouth widens relative to the eyes, counted up by how far its corners rise
+  toward the eyes while the head stays still (a closed-mouth smile widens the mouth less but
+  lifts the corners; talking drops them with the jaw).
 
 The neutral baseline is the median of the frames before the first prompt (for blinks, the
 open-eye level of the whole session). A head movement is measured from the pose just before
@@ -38,6 +40,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..challenge import Step
+from . import geometry
 from .evidence import ActionEvidence
 from .observation import FrameObservation
 from .thresholds import ActionThresholds
@@ -116,6 +119,8 @@ class _Context:
         m = _MEASURES[step.action]
         values = _values(self.obs, m.read)
         base = _baseline(step.action, values, self.base_idx)
+        if step.action == "smile" and base is not None:
+            values = self.smile_values(values)
         ev = ActionEvidence(action=step.action, start_s=step.start_s, end_s=step.end_s,
                             verdict="unclear", measure=m.name, baseline_value=base)
         in_win = np.flatnonzero((self.times >= step.start_s) & (self.times < step.end_s + self.th.grace_s))
@@ -143,6 +148,28 @@ class _Context:
                 # Judged against a head that was not frontal to begin with: a human looks.
                 ev.verdict, ev.note = "unclear", "head not frontal before the first prompt"
         return ev
+
+    def smile_values(self, width: np.ndarray) -> np.ndarray:
+        """The mouth width ratio of each frame, scaled up by how far the mouth corners rose
+        toward the eyes (the baseline's corner height over the frame's, when above 1).
+
+        A broad smile widens the mouth; a closed-mouth smile widens it less but lifts the
+        corners, which talking does not (the jaw drops them). A falling corner is not held
+        against a widening mouth: an open-mouth smile or a laugh drops the jaw. The rise
+        counts only while the head stays within a borderline movement of its baseline pose,
+        since nodding or turning shifts the corners against the eyes in the image.
+        """
+        obs, th, idx = self.obs, self.th, self.base_idx
+        height = _values(obs, lambda o: geometry.mouth_corner_height(o.landmarks))
+        yaw, pitch = _values(obs, lambda o: o.yaw), _values(obs, lambda o: o.pitch)
+        bases = [np.nanmedian(a[idx]) if idx and np.isfinite(a[idx]).any() else np.nan
+                 for a in (height, yaw, pitch)]
+        h0, yaw0, pitch0 = bases
+        still = ((np.abs(yaw - yaw0) < th.unclear_fraction * th.turn_deg)
+                 & (np.abs(pitch - pitch0) < th.unclear_fraction * min(th.look_up_deg, th.look_down_deg)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rise = np.where(still & (height > 0) & (h0 > 0), h0 / height, 1.0)
+        return width * np.maximum(np.nan_to_num(rise, nan=1.0), 1.0)
 
     def reference(self, values: np.ndarray, step: Step, base: float, sign: int) -> float:
         """The pose a head movement is measured from: the median of the ``lead_s`` before its

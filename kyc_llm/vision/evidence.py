@@ -18,7 +18,8 @@ class ActionEvidence:
     """Whether one challenge step was performed inside its window.
 
     ``peak_value`` and ``baseline_value`` are in the action's own measure (degrees of yaw or
-    pitch, eye aspect ratio, mouth-opening ratio, smile ratio); ``reference_value`` is what a
+    pitch, eye aspect ratio, mouth-opening ratio, smile ratio: the mouth width over the eye
+    distance, counted up by how far the corners rose); ``reference_value`` is what a
     head movement is measured from (the pose just before its window); ``frame_indexes`` are
     the indexes (into the session's frame list) of the frames that show the action;
     ``lost_frames`` the frames where a turn went past what FaceMesh tracks (the face tracked

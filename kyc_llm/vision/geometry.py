@@ -1,4 +1,4 @@
-"""Face geometry from FaceMesh landmarks: head pose, eye and mouth ratios, smile.
+"""Face geometry from FaceMesh landmarks: head pose, eye and mouth ratios, smile and corner height.
 
 Pure NumPy, so it is tested on synthetic landmark arrays without MediaPipe. Landmarks are (478, 3) arrays in pixels, x right and y down.
 
@@ -130,6 +130,28 @@ def mouth_corner_lift(landmarks: np.ndarray) -> float:
     corners_y = (landmarks[R_MOUTH, 1] + landmarks[L_MOUTH, 1]) / 2.0
     centre_y = (landmarks[UPPER_LIP_INNER, 1] + landmarks[LOWER_LIP_INNER, 1]) / 2.0
     return float(centre_y - corners_y) / iod
+
+
+def mouth_corner_height(landmarks: np.ndarray) -> float:
+    """How far the mouth corners sit below the eyes, over the forehead-to-nose-base height.
+
+    Measured from the outer eye corners (fixed to the skull: a frown or a squint moves the
+    inner ones) along the face's vertical in the image (perpendicular to the line between
+    them), so distance and roll cancel, and so does most of the foreshortening of a nod. A
+    smile raises the corners toward the eyes (the value falls); talking or opening the mouth
+    drops them with the jaw.
+    """
+    across = landmarks[L_EYE_OUTER, :2] - landmarks[R_EYE_OUTER, :2]
+    n = np.linalg.norm(across)
+    if n <= 1e-6:
+        return float("nan")
+    down = np.array([-across[1], across[0]]) / n
+    height = float(np.dot(landmarks[SUBNASALE, :2] - landmarks[FOREHEAD, :2], down))
+    if abs(height) <= 1e-6:
+        return float("nan")
+    eyes = (landmarks[R_EYE_OUTER, :2] + landmarks[L_EYE_OUTER, :2]) / 2
+    corners = (landmarks[R_MOUTH, :2] + landmarks[L_MOUTH, :2]) / 2
+    return float(np.dot(corners - eyes, down)) / height
 
 
 def face_height_ratio(landmarks: np.ndarray) -> float:
