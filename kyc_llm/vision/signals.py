@@ -10,7 +10,11 @@ are returned beside each score so an operator sees why.
   relative to a frontal reference frame (affine anisotropy). A screen replaying a video of a
   real head is not flat in this sense: the screen signal is there for that.
 - screen: a display's pixel grid seen by a camera aliases into fine periodic stripes: isolated
-  peaks in the spectrum of the face patch, in colour (sub-pixel stripes) or luma.
+  peaks in the spectrum of the face patch, in colour (sub-pixel stripes) or luma. It catches a
+  screen whose grid the camera resolves; a phone screen held before a webcam (the practice
+  set's two real replays) shows none, nor any other screen cue measured (spectra at other scales
+  and over the frame, glare, contrast, saturation, tint, sharpness, flicker, banding) outside
+  the range of live faces: the actions and the other signals have to stop those replays.
 - print: paper loses the colour of skin: a grey or washed-out face (chroma spread). Dynamic
   range and LBP entropy are reported beside it, not scored.
 - stillness: a live face is never still for long between frames (breathing, micro-motion,
