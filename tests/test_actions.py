@@ -210,11 +210,16 @@ def test_a_turn_is_judged_from_the_pose_before_its_window() -> None:
     assert evs[1].reference_value == pytest.approx(6.8) and evs[1].baseline_value == pytest.approx(-35.0)
 
 
-def test_coming_back_from_the_opposite_turn_is_not_the_asked_turn() -> None:
-    # Turned right in the first window and held it to the end; back to frontal in the second.
+@pytest.mark.parametrize("back_to, verdict", [(0.0, "not_performed"), (4.0, "not_performed"),
+                                              (-4.0, "not_performed"), (14.0, "performed")])
+def test_coming_back_from_the_opposite_turn_is_not_the_asked_turn(back_to: float, verdict: str) -> None:
+    # Turned right in the first window and held it to the end; in the second back to frontal
+    # (or overshooting it by a few degrees, as a head swinging back does): no turn to the left.
+    # Going on to 14 degrees to the left is one.
     yaw = ramp(50, 12, 30, -25.0)
+    yaw[30:40] = back_to
     assert verdicts(series(50, yaw=yaw), [("turn_right", 1.0, 2.5), ("turn_left", 2.5, 4.5)]) == \
-        ["performed", "not_performed"]
+        ["performed", verdict]
 
 
 def test_a_turn_begun_just_before_the_prompt_is_measured_from_the_baseline() -> None:

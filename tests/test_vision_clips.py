@@ -219,3 +219,10 @@ def test_turns_judged_from_a_turned_start(shared_data: Path) -> None:
     right = ev.actions[1]
     assert right.peak_value < right.reference_value - TH.actions.turn_deg
     assert 2.0 <= right.onset_t <= 2.7
+
+
+def test_swinging_back_from_a_turn_is_not_the_opposite_turn(shared_data: Path) -> None:
+    # LABELS.md: she turns to her left at session 0.9-1.7 and comes back a few degrees past
+    # where she started; that return is no turn to her right.
+    ev = run(shared_data, "live-lp_d3-turnleft-mouth", [Step("turn_left", 0.3, 2.1), Step("turn_right", 2.1, 4.2)])
+    assert [a.verdict for a in ev.actions] == ["performed", "not_performed"]

@@ -16,8 +16,9 @@ The neutral baseline is the median of the frames before the first prompt (for bl
 open-eye level of the whole session). A head movement is measured from the pose just before
 its own window (the ``lead_s`` before it) or from the baseline, whichever lies further against
 the asked direction, so a user who starts turned is judged on the movement they make; it must
-also end on the asked side of the baseline (coming back from the opposite turn is not the
-asked turn), and a pose already held before the prompt is no response to it.
+also end clearly past the neutral pose (the baseline, or the reference when that is nearer
+frontal) on the asked side: coming back from the opposite turn is not the asked turn. A pose
+already held before the prompt is no response to it.
 
 A step is ``performed`` when the change reaches its threshold on consecutive frames inside
 the window for ``min_hold_s``, starting inside the window; ``unclear`` when the face is
@@ -263,11 +264,14 @@ def _judge_sustained(ev: ActionEvidence, ctx: _Context, values: np.ndarray, base
         need = need * base  # relative widening of the mouth
     change = sign * (values[seen] - ref)
     if step.action in _POSE_ACTIONS:
-        # A head movement ends on the asked side of the subject's neutral pose: coming back
-        # from the opposite turn changes the pose from the reference, but is not the movement
-        # asked for. Frames short of the neutral pose count by how far short they are.
-        from_base = sign * (values[seen] - base)
-        change = np.where(from_base > 0, change, from_base)
+        # A head movement ends clearly past the subject's neutral pose on the asked side (more
+        # than a borderline movement past it): coming back from the opposite turn changes the
+        # pose from the reference, but is not the movement asked for. The neutral pose is the
+        # baseline or the reference, whichever is nearer frontal (a start far from frontal is
+        # no neutral pose). Frames short of it count by how far past it they are.
+        neutral = min(base, ref, key=abs)
+        past = sign * (values[seen] - neutral)
+        change = np.where(past >= th.unclear_fraction * need, change, np.minimum(change, past))
     k = int(np.argmax(change))
     ev.peak_index, ev.peak_value = int(seen[k]), float(values[seen[k]])
     ev.peak_t = obs[ev.peak_index].t
