@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .challenge import ACTIONS
+from .camera import DEFAULT_VIRTUAL_LABELS, FAKE_CAMERA_LABELS
 from .errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +75,11 @@ class Config:
     # Decision. The number of drawn actions is the LLM layer's KYC_LLM_CHALLENGE_LENGTH.
     require_llm: bool = False  # KYC_REQUIRE_LLM: an unavailable/invalid LLM answer -> review
     min_judge_confidence: float = 0.5  # KYC_MIN_JUDGE_CONFIDENCE: a less confident LLM verdict -> review
+    # A camera the page reports as a known virtual camera (an injected video feed): review or
+    # fail. KYC_VIRTUAL_CAMERA_LABELS: comma-separated label substrings, replacing the default
+    # list (kyc_llm.camera); Chromium's test camera is added in production mode.
+    virtual_camera: str = "review"  # KYC_VIRTUAL_CAMERA: review | fail
+    virtual_camera_labels: tuple[str, ...] = DEFAULT_VIRTUAL_LABELS  # KYC_VIRTUAL_CAMERA_LABELS
     decision_timeout_s: float = 25.0  # KYC_DECISION_TIMEOUT_S
     decision_workers: int = 4  # KYC_DECISION_WORKERS
     # Operators and limits.
@@ -88,6 +94,11 @@ class Config:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def virtual_camera_patterns(self) -> tuple[str, ...]:
+        """The label substrings that make a camera virtual here (the test camera in production)."""
+        return self.virtual_camera_labels + (FAKE_CAMERA_LABELS if self.production else ())
 
     @property
     def capture_s(self) -> float:
@@ -177,6 +188,8 @@ class Config:
         if self.fps_hint * self.capture_s > self.max_frames:
             raise ConfigError(f"KYC_MAX_FRAMES ({self.max_frames}) is fewer than the page uploads in a capture "
                               f"({self.fps_hint:g} fps x {self.capture_s:g} s)")
+        if self.virtual_camera not in ("review", "fail"):
+            raise ConfigError(f"KYC_VIRTUAL_CAMERA must be review or fail, not {self.virtual_camera!r}")
         if not 0.0 <= self.min_judge_confidence <= 1.0:
             raise ConfigError("KYC_MIN_JUDGE_CONFIDENCE must be between 0 and 1")
         if self.decision_timeout_s > MAX_DECISION_TIMEOUT_S:
@@ -249,6 +262,11 @@ def _parse(name: str, raw: str) -> Any:
     var = "KYC_" + name.upper()
     if name == "fixed_challenge":
         return parse_fixed_challenge(raw)
+    if name == "virtual_camera_labels":
+        labels = tuple(part.strip().casefold() for part in raw.split(","))
+        if not all(labels) or any(len(x) > 100 for x in labels):
+            raise ConfigError(f"{var} must be comma-separated label parts of 1-100 characters")
+        return labels
     if name in ("trust_proxy", "require_llm"):
         if raw.strip().lower() not in _BOOL:
             raise ConfigError(f"{var} must be true or false")

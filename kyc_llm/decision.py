@@ -46,6 +46,8 @@ REASONS: dict[str, tuple[str, str]] = {
     "LLM_INVALID": ("review", "the LLM judge gave no valid answer"),
     "LLM_UNAVAILABLE": ("review", "the LLM judge could not be reached"),
     "FRAMES_UNAVAILABLE": ("review", "frames the LLM judge needed could not be loaded from storage"),
+    # The outcome is the policy's (review by default, fail where configured): see decide.
+    "VIRTUAL_CAMERA": ("review", "the browser reported a known virtual camera (a video feed can be injected)"),
 }
 
 # Weak cues: they fire on honest video too (a handheld camera's jitter and motion blur), so
@@ -85,6 +87,7 @@ class Policy:
 
     require_llm: bool = False  # an unavailable or invalid LLM answer sends the session to review
     min_judge_confidence: float = 0.5  # a judge less sure than this (overall or on an action): review
+    virtual_camera: str = "review"  # what a known virtual camera makes of the session: review | fail
 
 
 @dataclass
@@ -173,15 +176,19 @@ def llm_reasons(ev: VisionEvidence, judgment: JudgmentLike, policy: Policy) -> t
 
 
 def decide(ev: VisionEvidence, th: Thresholds, judgment: JudgmentLike | None = None,
-           policy: Policy = Policy()) -> Decision:
-    """Fuse the vision evidence (and the LLM judgment, if any) into one decision."""
+           policy: Policy = Policy(), virtual_camera: str | None = None) -> Decision:
+    """Fuse the vision evidence (and the LLM judgment, if any) into one decision.
+    ``virtual_camera`` is the known virtual-camera label the page's camera report matched."""
     reasons, details = vision_reasons(ev, th)
     llm_used = False
     if judgment is not None:
         extra, llm_used = llm_reasons(ev, judgment, policy)
         reasons = _unique(reasons + extra)
         details["llm_outcome"] = judgment.outcome
-    outcomes = {REASONS[r][0] for r in reasons}
+    if virtual_camera is not None:
+        reasons = _unique(reasons + ["VIRTUAL_CAMERA"])
+        details["virtual_camera"] = virtual_camera
+    outcomes = {policy.virtual_camera if r == "VIRTUAL_CAMERA" else REASONS[r][0] for r in reasons}
     decision = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
     if reasons:
         rationale = "; ".join(REASONS[r][1] for r in reasons)

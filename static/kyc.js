@@ -89,7 +89,7 @@
     }
     state = { session, stream, seq: 0, queue: [], inFlight: false, stopped: false, lastText: "", t0: 0,
               timer: null, ui: null, done: false, completing: false, lastImage: null,
-              awaiting: new Map(), patches: [] };
+              awaiting: new Map(), patches: [], camera: await describeCamera(stream), frameTimes: [] };
     $("mode").hidden = session.llm_mode !== "offline";
     $("mode").textContent = "The AI judge is not available on this server: the video checks run without it.";
     renderSteps(session.challenge.steps);
@@ -98,7 +98,51 @@
     video.srcObject = stream;
     try { await video.play(); } catch (e) { /* autoplay of a muted stream is allowed */ }
     await waitForFrames(video);
+    watchFrameTimes(video);
     beginCapture();
+  }
+
+  // What the browser says about the camera, for the server's virtual-camera check (an
+  // injected video feed shows up as a webcam). The server treats all of it as the client's word.
+  async function describeCamera(stream) {
+    const track = stream.getVideoTracks()[0];
+    const s = (track && track.getSettings) ? track.getSettings() : {};
+    const out = {};
+    if (track && track.label) out.label = track.label.slice(0, 200);
+    if (Number.isInteger(s.width)) out.width = s.width;
+    if (Number.isInteger(s.height)) out.height = s.height;
+    if (typeof s.frameRate === "number" && isFinite(s.frameRate)) out.frame_rate = Math.round(s.frameRate * 100) / 100;
+    if (s.resizeMode === "none" || s.resizeMode === "crop-and-scale") out.resize_mode = s.resizeMode;
+    try {
+      const devices = await navigator.mediaDevices.enumerateDevices();
+      out.video_inputs = Math.min(64, devices.filter((d) => d.kind === "videoinput").length);
+    } catch (e) { /* not listed: the field stays out */ }
+    return out;
+  }
+
+  // The spread of the intervals between the camera's frames (a virtual camera's are often
+  // perfectly regular or bunched): median and 90th percentile, in milliseconds.
+  function watchFrameTimes(video) {
+    if (!video.requestVideoFrameCallback) return;
+    const seen = (now) => {
+      if (!state || state.stopped) return;
+      if (state.frameTimes.length < 2000) state.frameTimes.push(now);
+      video.requestVideoFrameCallback(seen);
+    };
+    video.requestVideoFrameCallback(seen);
+  }
+
+  function cameraReport() {
+    const out = Object.assign({}, state.camera);
+    const t = state.frameTimes, gaps = [];
+    for (let i = 1; i < t.length; i++) gaps.push(t[i] - t[i - 1]);
+    if (gaps.length >= 5) {
+      gaps.sort((a, b) => a - b);
+      const at = (q) => Math.min(60000, Math.round(gaps[Math.floor(q * (gaps.length - 1))] * 10) / 10);
+      out.interval_ms_median = at(0.5);
+      out.interval_ms_p90 = at(0.9);
+    }
+    return out;
   }
 
   function waitForFrames(video) {
@@ -330,7 +374,7 @@
       for (let first = true; status === 202 && performance.now() < deadline; first = false) {
         if (!first) await sleep(1000);
         try {
-          ({ status, data } = await api("POST", "/sessions/" + id + "/complete", token));
+          ({ status, data } = await api("POST", "/sessions/" + id + "/complete", token, { camera: cameraReport() }));
         } catch (err) {
           if (!transient(err)) throw err;
         }

@@ -102,8 +102,18 @@ def test_live_clip_passes_through_the_page(server, shared_data, tmp_path):
     assert sum(1 for x in summaries if x.get("texture", {}).get("lossless")) >= 3  # the page's PNG patches
     with closing(sqlite3.connect(srv.env["KYC_DATABASE"])) as db:
         usable, due = usable_patches(db, sid, PATCH_EVERY)
-    print(f"usable lossless patches: {usable} of {due} due")
+        camera = json.loads(db.execute("SELECT report FROM camera_reports WHERE session_id = ?", (sid,)).fetchone()[0])
+    print(f"usable lossless patches: {usable} of {due} due; camera report {camera}")
     assert usable == due
+    # Chromium's test camera, labelled with its file: allowed outside production mode, a
+    # virtual camera in it.
+    from kyc_llm.camera import CameraReport, virtual_camera_match
+    from kyc_llm.config import Config
+
+    assert camera["label"].endswith("live.y4m") and camera["video_inputs"] >= 1
+    assert virtual_camera_match(CameraReport(**camera), Config.from_env({"KYC_ENV": "production"})
+                                .virtual_camera_patterns) == ".y4m"
+    assert camera["width"] > 0 and camera["interval_ms_median"] > 0
     assert [s for s in seen if s in wording] == wording  # each instruction appeared, in order
 
 

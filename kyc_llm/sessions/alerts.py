@@ -18,6 +18,7 @@ SEVERITY = {
     "client_locked_out": "high",
     "replayed_frame": "high",
     "tampered_upload": "high",
+    "injection_suspected": "high",
     "decision_error": "high",
     "frames_unavailable": "high",
     "frames_not_kept": "high",
@@ -54,6 +55,8 @@ def decision_alerts(session_id: str, client_key: str, decision: str, guidance: s
     attack = reasons & ATTACK_REASONS
     if attack:
         out.append(alert("presentation_attack", f"{decision}: {', '.join(sorted(attack))}", at, **kw))
+    if "VIRTUAL_CAMERA" in reasons:
+        out.append(alert("injection_suspected", f"{decision}: the page reported a known virtual camera", at, **kw))
     if "PATCH_MISMATCH" in reasons:
         out.append(alert("tampered_upload", "a texture patch did not match its frame", at, **kw))
     if "LLM_SPOOF_SUSPECTED" in reasons:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..camera import CameraReport
 from ..config import Config
 from ..vision.intake import load_frame
 from .alerts import alert, decision_alerts
@@ -196,7 +197,9 @@ class Decider:
             return None
         records = self.store.frames(session_id, with_landmarks=True)
         observations = [observation_from_record(r.summary, r.landmarks) for r in records]
-        outcome = self.workflow.evaluate(challenge.steps, observations, StoredFrames(records, self.frames))
+        reported = self.store.camera_report(session_id)
+        camera = CameraReport(**reported) if reported is not None else None
+        outcome = self.workflow.evaluate(challenge.steps, observations, StoredFrames(records, self.frames), camera)
         now = self.clock()
         if outcome.llm_call is not None:  # a call made is recorded (and paid for) either way
             self.store.add_llm_call(session_id, outcome.llm_call)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..camera import CameraReport
 from ..challenge import Step
 from ..config import Config
 from ..errors import FrameError
@@ -338,8 +339,10 @@ class SessionService:
         return times
 
     # -- complete and report -----------------------------------------------------------------
-    def complete(self, session: SessionRecord) -> tuple[dict[str, Any], bool]:
-        """Decide the session (bounded in time). Returns (status body, finished).
+    def complete(self, session: SessionRecord, camera: CameraReport | None = None) -> tuple[dict[str, Any], bool]:
+        """Decide the session (bounded in time), with the page's report of its camera if it
+        sent one (kept while the session is open; the first report counts). Returns (status
+        body, finished).
 
         ``finished`` is False when the decision is still running after the configured bound:
         the caller answers 202 and the client polls ``status``. Raises ``SessionExpired`` or
@@ -349,6 +352,8 @@ class SessionService:
             raise SessionExpired("the session has expired; start a new one")
         if session.status in OPEN_STATUSES and session.n_frames == 0:
             raise NoFrames("no frame was uploaded; nothing to decide")
+        if camera is not None and session.status in OPEN_STATUSES:
+            self.store.set_camera_report(session.id, camera.as_dict(), self.clock())
         if session.status in OPEN_STATUSES or session.status == "deciding":
             self.decider.run(session.id)
             session = self.store.get_session(session.id) or session

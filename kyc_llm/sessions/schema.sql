@@ -19,6 +19,9 @@ CREATE TABLE IF NOT EXISTS frames (
   width INTEGER NOT NULL, height INTEGER NOT NULL, n_faces INTEGER NOT NULL, summary TEXT NOT NULL,
   landmarks BLOB, stored_key TEXT,
   PRIMARY KEY (session_id, seq), UNIQUE (session_id, sha256));
+-- What the page said about its camera (client-reported, validated): the first report counts.
+CREATE TABLE IF NOT EXISTS camera_reports (
+  session_id TEXT PRIMARY KEY REFERENCES sessions(id), report TEXT NOT NULL, received_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS action_evidence (
   session_id TEXT NOT NULL REFERENCES sessions(id), idx INTEGER NOT NULL, action TEXT NOT NULL,
   start_s REAL NOT NULL, end_s REAL NOT NULL, verdict TEXT NOT NULL, detail TEXT NOT NULL,

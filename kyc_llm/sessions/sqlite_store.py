@@ -210,6 +210,22 @@ class SQLiteStore:
                 (json.dumps(summary), session_id, seq, session_id, *OPEN_STATUSES)).fetchall()
             return bool(rows)
 
+    def set_camera_report(self, session_id: str, report: dict[str, Any], at: float) -> bool:
+        """Keep the page's camera report while the session is open; the first one counts.
+        Returns whether this one was stored."""
+        with self._tx() as c:
+            rows = c.execute(
+                "INSERT INTO camera_reports (session_id, report, received_at) SELECT ?, ?, ? WHERE EXISTS "
+                "(SELECT 1 FROM sessions WHERE id = ? AND status IN (?, ?)) ON CONFLICT (session_id) DO NOTHING "
+                "RETURNING session_id", (session_id, json.dumps(report), at, session_id, *OPEN_STATUSES)).fetchall()
+            if rows:
+                _audit(c, session_id, "client", "camera_reported", report, at)
+            return bool(rows)
+
+    def camera_report(self, session_id: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT report FROM camera_reports WHERE session_id = ?", (session_id,)).fetchone()
+        return json.loads(row["report"]) if row else None
+
     def mark_frames_purged(self, session_id: str, at: float) -> None:
         with self._tx() as c:
             c.execute("UPDATE frames SET landmarks = NULL, stored_key = NULL WHERE session_id = ?", (session_id,))

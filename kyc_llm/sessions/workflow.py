@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..camera import CameraReport, virtual_camera_match
 from ..challenge import Step
 from ..config import Config
 from ..llm.judgment import Judgment
@@ -115,8 +116,9 @@ class Workflow:
 
     # -- evaluation --------------------------------------------------------------------------
     def evaluate(self, steps: Sequence[Step], observations: Sequence[FrameObservation],
-                 frames: Sequence[tuple[float, np.ndarray]]) -> Outcome:
-        """Evidence, judgment and decision for a session's frames.
+                 frames: Sequence[tuple[float, np.ndarray]], camera: CameraReport | None = None) -> Outcome:
+        """Evidence, judgment and decision for a session's frames (and the page's report of
+        its camera, if it sent one).
 
         ``frames`` is indexed only for the keyframes the judge sends. Returns the outcome
         with everything the store keeps; the LLM call record is None only when no judgment
@@ -124,16 +126,21 @@ class Workflow:
         """
         from ..decision import Policy, decide
 
+        cfg = self.config
         evidence = build_evidence(observations, steps, self.thresholds)
         judgment = self._judge(tuple(steps), frames, evidence)
         decision = decide(evidence, self.thresholds, judgment,
-                          Policy(require_llm=self.config.require_llm,
-                                 min_judge_confidence=self.config.min_judge_confidence))
+                          Policy(require_llm=cfg.require_llm, min_judge_confidence=cfg.min_judge_confidence,
+                                 virtual_camera=cfg.virtual_camera),
+                          virtual_camera_match(camera, cfg.virtual_camera_patterns))
         call = LlmCallRecord("judgment", judgment.outcome, judgment.model, dict(judgment.templates),
                              {"calls": [u.as_dict() for u in judgment.usage], "keyframes": judgment.keyframes},
                              judgment.raw_text, self.clock())
+        stored = evidence.as_dict()
+        if camera is not None:  # the client's word, kept beside the measurements for the operator
+            stored["camera"] = camera.as_dict()
         return Outcome(decision.decision, list(decision.reasons), decision.rationale, decision.llm_used,
-                       evidence.as_dict(), judgment.as_dict(), call)
+                       stored, judgment.as_dict(), call)
 
     def _judge(self, steps: tuple[Step, ...], frames: Sequence[tuple[float, np.ndarray]],
                evidence: VisionEvidence) -> Judgment:

@@ -11,7 +11,7 @@ from ..sessions.lifecycle import client_key
 from ..sessions.store import ChallengeRecord, SessionRecord
 from . import services
 from .openapi import openapi_document
-from .requests import bearer_token, frame_uploads, json_body
+from .requests import bearer_token, camera_report, frame_uploads, json_body
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
@@ -63,8 +63,9 @@ def upload_frames(session_id: str) -> Response:
 def complete_session(session_id: str) -> tuple[Response, int]:
     """Decide the session (bounded); 202 while the decision is still running."""
     session = _session(session_id)
-    json_body(optional=True, fields=())  # no options yet: an empty body or {}
-    body, finished = services().sessions.complete(session)
+    raw = json_body(optional=True, fields=("camera",)).get("camera")
+    camera = None if raw is None else camera_report(raw)
+    body, finished = services().sessions.complete(session, camera)
     return jsonify(body), (200 if finished else 202)
 
 

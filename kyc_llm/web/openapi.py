@@ -65,6 +65,19 @@ _SCHEMAS: dict[str, Any] = {
                 "image": {"type": "string", "description": "data:image/png;base64,... (RGB)"},
                 "x": {"type": "integer", "minimum": 0},
                 "y": {"type": "integer", "minimum": 0}}}}}},
+    "CameraReport": {
+        "type": "object", "additionalProperties": False,
+        "description": "what the browser says about its camera (the client's word): a known virtual camera "
+                       "sends the session to review, or fails it (KYC_VIRTUAL_CAMERA)",
+        "properties": {
+            "label": {"type": "string", "maxLength": 200, "description": "MediaStreamTrack.label"},
+            "width": {"type": "integer", "minimum": 1, "maximum": 16384},
+            "height": {"type": "integer", "minimum": 1, "maximum": 16384},
+            "frame_rate": {"type": "number", "minimum": 0, "maximum": 1000},
+            "resize_mode": {"enum": ["none", "crop-and-scale"]},
+            "video_inputs": {"type": "integer", "minimum": 0, "maximum": 64},
+            "interval_ms_median": {"type": "number", "minimum": 0, "maximum": 60000},
+            "interval_ms_p90": {"type": "number", "minimum": 0, "maximum": 60000}}},
     "Feedback": {"type": "object", "properties": {
         **{k: {"type": "boolean"} for k in ("face_found", "one_face", "centred", "too_dark", "too_bright",
                                              "too_far", "blurred", "ok")},
@@ -132,6 +145,9 @@ def openapi_document() -> dict[str, Any]:
                               **_errors(400, 401, 403, 404, 409, 410, 413, 415)}}},
             "/api/v1/sessions/{session_id}/complete": {**session_path, "post": {
                 "summary": "Finish the capture and decide", "operationId": "completeSession", "security": _TOKEN,
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {"camera": _ref("CameraReport")}}}}},
                 "responses": {"200": _json(_ref("SessionStatus"), "Decided"),
                               "202": _json(_ref("SessionStatus"), "Still deciding: poll GET /sessions/{id}"),
                               **_errors(401, 403, 404, 409, 410)}}},

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from typing import Any
 
 from flask import request
 from werkzeug.routing import IntegerConverter
 
+from ..camera import FIELDS, MAX_LABEL, RESIZE_MODES, CameraReport
 from ..errors import FrameError
 from ..sessions.errors import BadRequest
 from ..sessions.lifecycle import PatchUpload, Upload
@@ -195,6 +197,51 @@ def _number(value: Any, what: str) -> float:
     if not math.isfinite(out):
         raise BadRequest(f"{what} must be a finite number")
     return out
+
+
+def camera_report(raw: Any) -> CameraReport:
+    """Validate the ``camera`` object of a request. Raises ``BadRequest`` naming the field."""
+    if not isinstance(raw, dict):
+        raise BadRequest("'camera' must be an object")
+    unknown = sorted(set(raw) - set(FIELDS))
+    if unknown:
+        shown = ", ".join(repr(k[:40]) for k in unknown[:5])
+        raise BadRequest(f"camera: unknown field(s) {shown}; known: {', '.join(FIELDS)}")
+    label = raw.get("label")
+    if label is not None:
+        if not isinstance(label, str) or len(label) > MAX_LABEL:
+            raise BadRequest(f"camera.label must be a string of at most {MAX_LABEL} characters")
+        if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in label):
+            raise BadRequest("camera.label must be printable text")
+    mode = raw.get("resize_mode")
+    if mode is not None and mode not in RESIZE_MODES:
+        raise BadRequest(f"camera.resize_mode must be one of {', '.join(RESIZE_MODES)}")
+    return CameraReport(
+        label=label, width=_camera_count(raw, "width", 1, 16384), height=_camera_count(raw, "height", 1, 16384),
+        frame_rate=_camera_number(raw, "frame_rate", 0.0, 1000.0), resize_mode=mode,
+        video_inputs=_camera_count(raw, "video_inputs", 0, 64),
+        interval_ms_median=_camera_number(raw, "interval_ms_median", 0.0, 60_000.0),
+        interval_ms_p90=_camera_number(raw, "interval_ms_p90", 0.0, 60_000.0),
+    )
+
+
+def _camera_count(raw: dict[str, Any], name: str, low: int, high: int) -> int | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadRequest(f"camera.{name} must be an integer from {low} to {high}")
+    return value
+
+
+def _camera_number(raw: dict[str, Any], name: str, low: float, high: float) -> float | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise BadRequest(f"camera.{name} must be a number from {low:g} to {high:g}")
+    return float(value)
 
 
 class AsciiIntConverter(IntegerConverter):
