@@ -198,16 +198,19 @@ def test_blink_times_over_the_whole_session() -> None:
 
 
 def test_a_turn_is_judged_from_the_pose_before_its_window() -> None:
-    # Starts 35 degrees to their right, turns left, comes back near frontal, then turns right
-    # to 42: only 7 degrees past the start, but 49 from where the head was when asked.
+    # Starts 35 degrees to their right, turns left, comes back near frontal just as the next
+    # prompt appears, then turns right to 42: only 7 degrees past the start, but far from
+    # where the head was when asked. Neither the start nor the pose when asked (still half
+    # turned left) is a neutral pose, so the turn right starts where the head passes frontal.
     yaw = np.full(46, -35.0)
-    yaw[5:13] = 38.0
-    yaw[13:21] = 6.8
+    yaw[5:16] = 38.0
+    yaw[16:21] = 6.8
     yaw[21:27] = -42.0
     yaw[27:] = 13.0
     evs = verify_actions(series(46, yaw=yaw), [Step("turn_left", 0.3, 1.8), Step("turn_right", 1.8, 3.3)], TH)
     assert [e.verdict for e in evs] == ["performed", "performed"]
-    assert evs[1].reference_value == pytest.approx(6.8) and evs[1].baseline_value == pytest.approx(-35.0)
+    assert evs[1].reference_value == pytest.approx(22.4) and evs[1].baseline_value == pytest.approx(-35.0)
+    assert evs[1].onset_t == pytest.approx(2.1)
 
 
 @pytest.mark.parametrize("back_to, verdict", [(0.0, "not_performed"), (4.0, "not_performed"),

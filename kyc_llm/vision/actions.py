@@ -17,8 +17,8 @@ open-eye level of the whole session). A head movement is measured from the pose 
 its own window (the ``lead_s`` before it) or from the baseline, whichever lies further against
 the asked direction, so a user who starts turned is judged on the movement they make; it must
 also end clearly past the neutral pose (the baseline, or the reference when that is nearer
-frontal) on the asked side: coming back from the opposite turn is not the asked turn. A pose
-already held before the prompt is no response to it.
+frontal; frontal itself when both are far from it) on the asked side: coming back from the
+opposite turn is not the asked turn. A pose already held before the prompt is no response.
 
 A step is ``performed`` when the change reaches its threshold on consecutive frames inside
 the window for ``min_hold_s``, starting inside the window; ``unclear`` when the face is
@@ -267,9 +267,12 @@ def _judge_sustained(ev: ActionEvidence, ctx: _Context, values: np.ndarray, base
         # A head movement ends clearly past the subject's neutral pose on the asked side (more
         # than a borderline movement past it): coming back from the opposite turn changes the
         # pose from the reference, but is not the movement asked for. The neutral pose is the
-        # baseline or the reference, whichever is nearer frontal (a start far from frontal is
-        # no neutral pose). Frames short of it count by how far past it they are.
+        # baseline or the reference, whichever is nearer frontal, or frontal itself when both
+        # are further from it than max_neutral_deg (a head turned that far is not at rest).
+        # Frames short of it count by how far past it they are.
         neutral = min(base, ref, key=abs)
+        if abs(neutral) > th.max_neutral_deg:
+            neutral = 0.0
         past = sign * (values[seen] - neutral)
         change = np.where(past >= th.unclear_fraction * need, change, np.minimum(change, past))
     k = int(np.argmax(change))
