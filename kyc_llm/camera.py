@@ -8,11 +8,12 @@ has, and the spread of the intervals between the frames it grabbed. All of it is
 client's word, so it is validated here as untrusted input, stored with the session for the
 operator, and used only to send a session to review (or to fail it, by configuration) when
 the label names a known virtual camera: a clean report proves nothing, a custom client can
-send any label.
+send any label (and letters that only look alike, Cyrillic for Latin, are not matched).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -50,8 +51,14 @@ FIELDS = tuple(CameraReport.__dataclass_fields__)
 
 
 def virtual_camera_match(report: CameraReport | None, labels: Sequence[str]) -> str | None:
-    """The known virtual-camera label pattern the report's label contains, or None."""
+    """The known virtual-camera label pattern the report's label contains, or None. Both are
+    compared in compatibility form, case-folded, with runs of white space as one space
+    (full-width letters, no-break spaces and doubled spaces do not hide a name)."""
     if report is None or not report.label:
         return None
-    label = report.label.casefold()
-    return next((pattern for pattern in labels if pattern and pattern.casefold() in label), None)
+    label = _comparable(report.label)
+    return next((pattern for pattern in labels if pattern and _comparable(pattern) in label), None)
+
+
+def _comparable(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())

@@ -108,7 +108,7 @@
     const track = stream.getVideoTracks()[0];
     const s = (track && track.getSettings) ? track.getSettings() : {};
     const out = {};
-    if (track && track.label) out.label = track.label.slice(0, 200);
+    if (track && track.label) out.label = Array.from(track.label).slice(0, 200).join("");  // by code point
     if (Number.isInteger(s.width)) out.width = s.width;
     if (Number.isInteger(s.height)) out.height = s.height;
     if (typeof s.frameRate === "number" && isFinite(s.frameRate)) out.frame_rate = Math.round(s.frameRate * 100) / 100;

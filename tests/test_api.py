@@ -290,7 +290,7 @@ def test_texture_patches_are_checked_and_feed_the_screen_cue(app, client, clock,
 
     # The page cuts each patch from its own frame around the nose the server's answer gave
     # for that frame, and sends it with a later request.
-    frames = clip_frames(live_spec(shared_data))[-3:]
+    frames = clip_frames(live_spec(shared_data))[-5:]
     api = Api(client, clock)
     r = api.post_frames([(0, 0.0, frames[0].jpeg)])
     assert r.status_code == 200
@@ -301,7 +301,7 @@ def test_texture_patches_are_checked_and_feed_the_screen_cue(app, client, clock,
     bad = [({**good, "image": data_url(frames[0].jpeg[:4000])}, 400, "bad_frame"),  # a JPEG is not lossless
            ({**good, "x": 10_000}, 400, "bad_frame"),  # outside the frame
            ({**good, "x": -1}, 400, "bad_request"),
-           ({**good, "seq": 5}, 400, "patch_without_frame"),  # a frame not uploaded (yet)
+           ({**good, "seq": 8}, 400, "patch_without_frame"),  # a frame not uploaded (yet)
            ({"image": good["image"], "x": 0, "y": 0}, 400, "bad_request"),  # no seq
            ("patch", 400, "bad_request"),
            ({**good, "image": "data:image/png;base64," + base64.b64encode(small).decode()},
@@ -316,17 +316,46 @@ def test_texture_patches_are_checked_and_feed_the_screen_cue(app, client, clock,
     assert r.status_code == 200 and r.get_json()["patches"] == [{"seq": 0, "outcome": "duplicate"}]
     assert "feedback" not in r.get_json() and r.get_json()["accepted"] == 0
     # A patch that is not its frame's pixels (a smoothed copy hides a screen's grid).
-    r = api.post_frames([(2, 0.25, frames[2].jpeg)])
-    nose2 = r.get_json()["feedback"]["nose"]
-    smoothed = ClipFrame(frames[2].t, frames[2].jpeg, cv2.GaussianBlur(frames[2].bgr, (0, 0), 0.8))
-    r = api.post_frames([], [smoothed.patch(2, nose2)])
-    assert r.get_json()["patches"] == [{"seq": 2, "outcome": "mismatch"}]
+    r = api.post_frames([(2, 0.25, frames[2].jpeg), (3, 0.375, frames[3].jpeg), (4, 0.5, frames[4].jpeg)])
+    nose4 = r.get_json()["feedback"]["nose"]
+    smoothed = ClipFrame(frames[4].t, frames[4].jpeg, cv2.GaussianBlur(frames[4].bgr, (0, 0), 0.8))
+    r = api.post_frames([], [smoothed.patch(4, nose4)])
+    assert r.get_json()["patches"] == [{"seq": 4, "outcome": "mismatch"}]
     rows = [json.loads(r["summary"]) for r in db_rows(app, "SELECT summary FROM frames ORDER BY seq")]
-    assert [x["texture"]["lossless"] for x in rows] == [True, False, False]
-    assert [x.get("patch_mismatch", False) for x in rows] == [False, False, True]
+    assert [x["texture"]["lossless"] for x in rows] == [True, False, False, False, False]
+    assert [x.get("patch_mismatch", False) for x in rows] == [False, False, False, False, True]
     # Once the session is decided, no patch changes its evidence.
     assert api.complete().status_code in (200, 202)
     assert_error(api.post_frames([], [good]), 409, "session_closed")
+
+
+def test_patches_are_taken_of_due_frames_once_and_must_hold_the_face(app, client, clock, shared_data):
+    frames = clip_frames(live_spec(shared_data))[:6]
+    api = Api(client, clock)
+    r = api.post_frames([(0, frames[0].t, frames[0].jpeg), (1, frames[1].t, frames[1].jpeg)])
+    nose = [f["feedback"]["nose"] for f in r.get_json()["frames"]]
+    svc = app.extensions["kyc"].sessions
+    assert (api.id, 0) in svc._awaiting_patch  # frame 0's JPEG, kept for its patch
+    # Only every patch_every-th frame: a client may not pick the frames to show.
+    assert_error(api.post_frames([], [frames[1].patch(1, nose[1])]), 400, "patch_not_due")
+    # A refused request leaves frame 0 waiting for its patch.
+    outside = {**frames[0].patch(0, nose[0]), "x": 10_000}
+    assert_error(api.post_frames([], [frames[0].patch(0, nose[0]) | {"seq": 0}, outside | {"seq": 4}]),
+                 400, "patch_without_frame")
+    assert (api.id, 0) in svc._awaiting_patch
+    # The frame's own pixels, but away from the face: measured nothing, and said so.
+    corner = ClipFrame(frames[0].t, frames[0].jpeg, frames[0].bgr).patch(0, [64, 64])
+    assert api.post_frames([], [corner]).get_json()["patches"] == [{"seq": 0, "outcome": "off_face"}]
+    assert api.post_frames([], [frames[0].patch(0, nose[0])]).get_json()["patches"] == [
+        {"seq": 0, "outcome": "checked"}]
+    assert (api.id, 0) not in svc._awaiting_patch
+    # Two requests racing with a patch each for one frame: the store keeps the first.
+    summary = json.loads(db_rows(app, "SELECT summary FROM frames WHERE seq = 0")[0]["summary"])
+    assert not svc.store.set_frame_summary(api.id, 0, summary | {"patch_mismatch": True})
+    r = api.post_frames([(4, frames[4].t, frames[4].jpeg)])
+    assert r.status_code == 200 and (api.id, 4) in svc._awaiting_patch
+    assert api.complete().status_code in (200, 202)
+    assert (api.id, 4) not in svc._awaiting_patch  # a closed session's frames leave memory
 
 
 # -- session rules ---------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from .workflow import Workflow
 
 log = logging.getLogger(__name__)
 
-_AWAITING_PATCH_MAX = 512  # frames (~40 KB each): a few per session for a worker's sessions
+_AWAITING_PATCH_BYTES = 32 << 20  # a worker's frames awaiting their patch: ~800 JPEGs of 40 KB
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,7 @@ class SessionService:
         # patch comes with the page's next request, usually to the same worker): found here,
         # they need no read from the frame store, and a failing store does not stop the check.
         self._awaiting_patch: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._awaiting_bytes = 0
         self._awaiting_lock = threading.Lock()
 
     # -- create ------------------------------------------------------------------------------
@@ -170,6 +171,11 @@ class SessionService:
             if len(p.data) > cfg.max_frame_bytes:
                 raise PayloadTooLarge(f"the patch of frame {p.seq} is larger than {cfg.max_frame_bytes} bytes",
                                       code="frame_too_large")
+            # The page cuts patches of every PATCH_EVERY-th frame only: a client choosing its
+            # frames could pick those where a screen's stripes are faintest.
+            if p.seq % PATCH_EVERY:
+                raise BadRequest(f"texture patch for frame {p.seq}: patches are taken of every "
+                                 f"{PATCH_EVERY}th frame (upload.patch_every)", code="patch_not_due")
             if p.seq not in sent and p.seq > session.last_seq:
                 raise BadRequest(f"texture patch for frame {p.seq}, which has not been uploaded",
                                  code="patch_without_frame")
@@ -220,25 +226,27 @@ class SessionService:
 
     def _load_patch(self, session: SessionRecord, upload: PatchUpload, full: np.ndarray | None
                     ) -> tuple[int, Patch, np.ndarray | None, FrameObservation | None]:
-        """Decode one patch and find its frame, before anything of the request is stored:
-        ``full`` is the frame when it is in this request; a frame sent before comes from the
-        database and the frame store (any worker or host may have taken it), or is None when
-        the store no longer holds its JPEG. Returns (seq, patch, frame or None, the frame's
-        stored observation or None). Raises ``BadRequest`` for a frame that was never stored,
-        ``FrameError`` for a bad patch or one outside its frame."""
+        """Find one patch's frame and decode the patch, before anything of the request is
+        stored: ``full`` is the frame when it is in this request; a frame sent before comes
+        from the database and (its JPEG) this process's recent frames or the frame store (any
+        worker or host may have taken it), or is None when the store no longer holds it.
+        Returns (seq, patch, frame or None, the frame's stored observation or None). Raises
+        ``BadRequest`` for a frame that was never stored, ``FrameError`` for a bad patch or one
+        outside its frame."""
         seq = upload.seq
+        obs, record = None, None
+        if full is None:  # the database first: it is cheaper than decoding the PNG
+            record = self.store.frame(session.id, seq, with_landmarks=True)
+            if record is None:
+                raise BadRequest(f"texture patch for frame {seq}, which was not stored", code="patch_without_frame")
         try:
             patch = load_patch(upload.data, upload.x, upload.y)
         except FrameError as exc:
             raise FrameError(f"frame {seq}, texture patch: {exc.message}") from None
-        obs = None
-        if full is None:
-            record = self.store.frame(session.id, seq, with_landmarks=True)
-            if record is None:
-                raise BadRequest(f"texture patch for frame {seq}, which was not stored", code="patch_without_frame")
+        if record is not None:
             obs = observation_from_record(record.summary, record.landmarks)
             with self._awaiting_lock:
-                data = self._awaiting_patch.pop((session.id, seq), None)
+                data = self._awaiting_patch.get((session.id, seq))
             try:
                 if data is None and record.stored_key is not None:
                     data = self.frames.get(record.stored_key)
@@ -253,21 +261,40 @@ class SessionService:
     def _await_patch(self, session_id: str, seq: int, data: bytes) -> None:
         with self._awaiting_lock:
             self._awaiting_patch[(session_id, seq)] = data
-            while len(self._awaiting_patch) > _AWAITING_PATCH_MAX:
-                self._awaiting_patch.popitem(last=False)
+            self._awaiting_bytes += len(data)
+            while self._awaiting_bytes > _AWAITING_PATCH_BYTES:
+                _, old = self._awaiting_patch.popitem(last=False)
+                self._awaiting_bytes -= len(old)
+
+    def _patch_done(self, session_id: str, seq: int) -> None:
+        with self._awaiting_lock:
+            data = self._awaiting_patch.pop((session_id, seq), None)
+            self._awaiting_bytes -= len(data or b"")
+
+    def _forget_awaiting(self, session_id: str) -> None:
+        """Drop a closed session's frames from memory (the retention policy rules the rest)."""
+        with self._awaiting_lock:
+            for key in [k for k in self._awaiting_patch if k[0] == session_id]:
+                self._awaiting_bytes -= len(self._awaiting_patch.pop(key))
 
     def _attach_patch(self, session: SessionRecord, seq: int, patch: Patch, full: np.ndarray | None,
                       obs: FrameObservation | None) -> str:
         """Attach one patch to its frame's observation and store the new texture. Returns the
-        ``attach_patch`` outcome, or ``frame_unavailable`` when the frame store no longer
-        holds the frame's JPEG (nothing to check the patch against)."""
+        ``attach_patch`` outcome, ``duplicate`` when a concurrent request stored this frame's
+        patch first, or ``frame_unavailable`` when the frame store no longer holds the frame's
+        JPEG (nothing to check the patch against)."""
         if full is None or obs is None:
             return "frame_unavailable"
         outcome = attach_patch(obs, full, patch, self.thresholds)
         if outcome in ("checked", "mismatch"):
             summary, _ = observation_record(obs)
             if not self.store.set_frame_summary(session.id, seq, summary):
-                raise SessionClosed("the session closed before the texture patch was stored")
+                current = self.store.get_session(session.id)
+                if current is None or current.status not in OPEN_STATUSES:
+                    raise SessionClosed("the session closed before the texture patch was stored")
+                outcome = "duplicate"
+        if outcome != "off_face":
+            self._patch_done(session.id, seq)
         return outcome
 
     def _forget_after_purge(self, session_id: str) -> None:
@@ -355,6 +382,7 @@ class SessionService:
         if camera is not None and session.status in OPEN_STATUSES:
             self.store.set_camera_report(session.id, camera.as_dict(), self.clock())
         if session.status in OPEN_STATUSES or session.status == "deciding":
+            self._forget_awaiting(session.id)
             self.decider.run(session.id)
             session = self.store.get_session(session.id) or session
         body = self.status(session)

@@ -201,11 +201,14 @@ class SQLiteStore:
         return _frame(row) if row else None
 
     def set_frame_summary(self, session_id: str, seq: int, summary: dict[str, Any]) -> bool:
-        """Replace a frame's measured numbers (its texture, once its lossless patch came)
-        while the session is still open; False when it is not (or has no such frame)."""
+        """Replace a frame's measured numbers with those its lossless patch gave, once: while
+        the session is open and the frame has no patch result yet (two requests racing with
+        a patch each: the first counts). False when nothing was written."""
         with self._tx() as c:
             rows = c.execute(
-                "UPDATE frames SET summary = ? WHERE session_id = ? AND seq = ? AND EXISTS "
+                "UPDATE frames SET summary = ? WHERE session_id = ? AND seq = ? "
+                "AND NOT COALESCE(json_extract(summary, '$.texture.lossless'), 0) "
+                "AND NOT COALESCE(json_extract(summary, '$.patch_mismatch'), 0) AND EXISTS "
                 "(SELECT 1 FROM sessions WHERE id = ? AND status IN (?, ?)) RETURNING seq",
                 (json.dumps(summary), session_id, seq, session_id, *OPEN_STATUSES)).fetchall()
             return bool(rows)

@@ -302,10 +302,12 @@ def load_patch(source: bytes | str, x: int, y: int) -> Patch:
         raise FrameError("a texture patch must be a PNG image (lossless)")
     if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, int) or not isinstance(y, int) or x < 0 or y < 0:
         raise FrameError("a texture patch position must be two non-negative integers")
-    pixels = decode_image(data, allow_alpha=True)
-    h, w = pixels.shape[:2]
+    # The header first: a small file may declare millions of pixels, which decoding would spend.
+    header = read_header(bytes(data), allow_alpha=True)
+    w, h = header.width, header.height
     if not (PATCH_MIN_SIDE <= min(h, w) and max(h, w) <= PATCH_MAX_SIDE):
         raise FrameError(f"a texture patch must be {PATCH_MIN_SIDE} to {PATCH_MAX_SIDE} px a side, got {w}x{h}")
+    pixels = decode_image(data, allow_alpha=True)
     return Patch(pixels, x, y)
 
 

@@ -58,7 +58,7 @@ class SessionAnalyzer:
         return build_evidence(self.observations, challenge, self.thresholds)
 
 
-PATCH_OUTCOMES = ("checked", "mismatch", "no_face", "rescaled", "duplicate")
+PATCH_OUTCOMES = ("checked", "mismatch", "no_face", "rescaled", "off_face", "duplicate")
 
 
 def attach_patch(obs: FrameObservation, full: np.ndarray, patch: Patch, th: Thresholds) -> str:
@@ -72,6 +72,8 @@ def attach_patch(obs: FrameObservation, full: np.ndarray, patch: Patch, th: Thre
     - ``no_face``: the frame shows no face, so there is nothing to measure;
     - ``rescaled``: the frame was analysed at another scale (over 960 px), where the patch's
       pixel grid no longer lines up;
+    - ``off_face``: it shows the frame's pixels, but not the spectral window around the nose
+      (nothing is measured; the frame may still get its patch);
     - ``duplicate``: the frame already had its patch (the first one counts).
 
     Raises ``FrameError`` for a patch outside its frame.
@@ -89,7 +91,10 @@ def attach_patch(obs: FrameObservation, full: np.ndarray, patch: Patch, th: Thre
     bgr = normalise_for_analysis(full)
     if bgr is not full:
         return "rescaled"
-    obs.texture = texture.measure(bgr, quality.face_crop(bgr, obs.box), obs.box, obs.nose, patch)
+    measured = texture.measure(bgr, quality.face_crop(bgr, obs.box), obs.box, obs.nose, patch)
+    if not measured.lossless:
+        return "off_face"
+    obs.texture = measured
     return "checked"
 
 

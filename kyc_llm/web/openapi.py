@@ -91,7 +91,8 @@ _SCHEMAS: dict[str, Any] = {
             "seq": {"type": "integer"}, "t": {"type": "number"}, "feedback": _ref("Feedback")}}},
         "patches": {"type": "array", "items": {"type": "object", "properties": {
             "seq": {"type": "integer"},
-            "outcome": {"enum": ["checked", "mismatch", "no_face", "rescaled", "duplicate", "frame_unavailable"]}}}},
+            "outcome": {"enum": ["checked", "mismatch", "no_face", "rescaled", "off_face", "duplicate",
+                                 "frame_unavailable"]}}}},
         "feedback": _ref("Feedback"), "progress": {"type": "object"}, "capture_complete": {"type": "boolean"},
         "expires_in_s": {"type": "number"}}},
     "SessionStatus": {"type": "object", "properties": {

@@ -211,8 +211,9 @@ def camera_report(raw: Any) -> CameraReport:
     if label is not None:
         if not isinstance(label, str) or len(label) > MAX_LABEL:
             raise BadRequest(f"camera.label must be a string of at most {MAX_LABEL} characters")
-        if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in label):
-            raise BadRequest("camera.label must be printable text")
+        # Kept as text without control, format (zero-width, direction) or surrogate characters:
+        # a device's name may hold any of them, and one must not stop an honest user's check.
+        label = "".join(c for c in label if unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
     mode = raw.get("resize_mode")
     if mode is not None and mode not in RESIZE_MODES:
         raise BadRequest(f"camera.resize_mode must be one of {', '.join(RESIZE_MODES)}")
@@ -238,8 +239,9 @@ def _camera_number(raw: dict[str, Any], name: str, low: float, high: float) -> f
     value = raw.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
+    # Compared before any conversion: a JSON integer of 400 digits overflows a float.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high \
+            or not math.isfinite(value):
         raise BadRequest(f"camera.{name} must be a number from {low:g} to {high:g}")
     return float(value)
 
