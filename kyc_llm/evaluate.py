@@ -131,9 +131,10 @@ def clip_origin(spec: SessionSpec) -> tuple[str, str]:
             row = _manifest(manifest).get(spec.video)
             if row is None:
                 break
-            if row["source_repo"].startswith("(synthetic") and row["path_in_repo"] not in ("", "-"):
-                # Rendered here from another clip or photo: the person is the one in that media.
-                return "synthetic", Path(row["path_in_repo"]).stem
+            if row["source_repo"].startswith("(synthetic"):
+                # Rendered here, from another clip or photo (the person is the one in it) or none.
+                source_media = row["path_in_repo"]
+                return "synthetic", Path(source_media).stem if source_media not in ("", "-") else spec.video.stem
             return row["source_repo"], spec.video.stem
     return "unknown", spec.video.stem
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,25 @@ def test_subset_meets_the_targets(shared_data: Path, tmp_path: Path, capsys: pyt
     assert "SCREEN_ARTEFACTS" in rows["attack-fullscreen_katiehill-turns"]["reasons"]
     printed = capsys.readouterr().out
     assert "BPCER: 0.0% of 3 live" in printed and "APCER worst:" in printed
+
+
+def test_by_source_and_per_person_figures_and_another_rate(shared_data: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    paths = [str(shared_data / "sessions" / f"{s}.json") for s in
+             ("live-katiehill-turns", "attack-katiehill-swapped-turns", "attack-fullframe_tilt_elon-left-right-up")]
+    out = tmp_path / "eval.json"
+    assert evaluate.main([*paths, "--by-source", "--fps", "8", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "by source:" in printed and "by person:" in printed
+    # The live clip and its replay are one source and one person; the print was rendered here.
+    assert "OpenTalker/SadTalker" in printed and "BPCER 0.0% of 1, APCER wrong_actions 0.0% of 1" in printed
+    assert re.search(r"synthetic +APCER print 0.0% of 1", printed)
+    assert re.search(r"ghost_elon_musk +APCER print 0.0% of 1", printed)
+    assert "live actions performed: turn_left 1/1, turn_right 1/1" in printed
+    rows = {r["id"]: r for r in json.loads(out.read_text())["sessions"]}
+    assert rows["live-katiehill-turns"]["person"] == rows["attack-katiehill-swapped-turns"]["person"]
+    assert rows["live-katiehill-turns"]["patches"] >= 3
+    assert evaluate.main([*paths, "--fps", "0.5"]) == 2
 
 
 def test_unreadable_sessions_are_reported_not_fatal(shared_data: Path, tmp_path: Path) -> None:
