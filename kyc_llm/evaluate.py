@@ -191,14 +191,14 @@ def patch_counts(results: Sequence[SessionResult]) -> tuple[int, float] | None:
     return counts[0], float(counts[mid] if len(counts) % 2 else (counts[mid - 1] + counts[mid]) / 2)
 
 
-def _group_line(name: str, group: Sequence[SessionResult]) -> str:
+def _group_line(group: Sequence[SessionResult]) -> str:
     m = metrics(group)
     parts = []
     if m["counts"].get("live"):
         parts.append(f"BPCER {_pct(m['bpcer'])} of {m['counts']['live']}")
     parts += [f"APCER {a} {_pct(v)} of {m['counts'][a]}" for a, v in m["apcer"].items()]
     parts.append(f"review {_pct(m['review_rate'])}")
-    return f"  {name:44s} " + ", ".join(parts)
+    return ", ".join(parts)
 
 
 def print_by_source(results: Sequence[SessionResult]) -> None:
@@ -208,8 +208,9 @@ def print_by_source(results: Sequence[SessionResult]) -> None:
             if r.decision != "error":
                 groups[getattr(r, key)].append(r)
         print(f"{title}:")
-        for name in sorted(groups):
-            print(_group_line(name, groups[name]))
+        width = max((len(name) for name in groups), default=0)
+        for name in sorted(groups, key=str.casefold):
+            print(f"  {name:{width}s}  {_group_line(groups[name])}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -135,6 +135,19 @@
         dec.appendChild(el("p", d.decision.rationale));
         const llm = d.decision.llm_used ? "The LLM judge took part." : "Decided without the LLM judge.";
         if (!d.decision.rationale.includes("without the LLM")) dec.appendChild(el("p", llm));  // said once
+        const ev = d.decision.evidence || {};
+        const screen = ev.signals && ev.signals.screen;
+        if (screen) dec.appendChild(el("p", "Lossless texture patches: " +
+          fmt(screen.features && screen.features.lossless_patches) + (screen.available ? "" : " (too few to check for a screen)")));
+        // The client's word about its camera (a virtual camera can inject any video).
+        const cam = ev.camera;
+        dec.appendChild(el("p", "Camera (as the browser reported it): " + (cam ? [cam.label || "no label",
+          cam.width && cam.height ? cam.width + "x" + cam.height : "", cam.frame_rate ? cam.frame_rate + " fps" : "",
+          cam.video_inputs !== undefined ? cam.video_inputs + " video input(s)" : "",
+          cam.interval_ms_median ? "frame interval " + cam.interval_ms_median + " ms (p90 " + cam.interval_ms_p90 + ")" : ""]
+          .filter(Boolean).join(" · ") : "not reported")));
+        const weak = ev.decision_details && ev.decision_details.uncorroborated_signals;
+        if (weak && weak.length) dec.appendChild(el("p", "Weak signals, not corroborated: " + weak.join(", ")));
       } else {
         dec.appendChild(el("p", "Not decided (" + d.session.status + ")"));
       }

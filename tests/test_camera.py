@@ -64,7 +64,8 @@ def test_the_report_is_stored_and_a_virtual_camera_goes_to_review(app, client, c
     assert "virtual" not in json.dumps(r.get_json()).lower()  # nothing tells the user what was seen
     decision = db_rows(app, "SELECT reasons, evidence FROM decisions")[0]
     assert json.loads(decision["reasons"]) == ["VIRTUAL_CAMERA"]
-    assert json.loads(decision["evidence"])["camera"] == OBS
+    stored = json.loads(decision["evidence"])
+    assert stored["camera"] == OBS and stored["decision_details"]["virtual_camera"] == "obs virtual"
     assert json.loads(db_rows(app, "SELECT report FROM camera_reports")[0]["report"]) == OBS
     assert [a["cause"] for a in db_rows(app, "SELECT cause FROM alerts")].count("injection_suspected") == 1
     assert "camera_reported" in [e["event"] for e in db_rows(app, "SELECT event FROM audit_log")]

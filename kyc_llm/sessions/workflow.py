@@ -139,6 +139,8 @@ class Workflow:
         stored = evidence.as_dict()
         if camera is not None:  # the client's word, kept beside the measurements for the operator
             stored["camera"] = camera.as_dict()
+        if decision.details:  # which signals were borderline, or weak and left uncorroborated
+            stored["decision_details"] = decision.details
         return Outcome(decision.decision, list(decision.reasons), decision.rationale, decision.llm_used,
                        stored, judgment.as_dict(), call)
 
