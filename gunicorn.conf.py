@@ -77,7 +77,7 @@ limit_request_fields = 50
 # Pinning runs each worker on a core of its own: a frame's work passes between a worker's
 # threads (the request thread, the FaceMesh graph's threads, the decision pool), and pinned
 # they hand off on one core. On the 2-core VM every pinned load run met the target (13 of 13),
-# unpinned runs 6 of 10 (README, "Load test"). By default (auto) only with one worker per core
+# unpinned runs 6 of 10 (docs/measurements.md, "Load test"). By default (auto) only with one worker per core
 # this process may use: with fewer workers, pinned ones would leave cores unused. The arbiter
 # picks the least used core before each fork, so a replaced worker takes the core its
 # predecessor left.

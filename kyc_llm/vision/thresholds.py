@@ -1,7 +1,7 @@
 """Thresholds of the vision layer, loaded from a TOML file so they live in configuration.
 
 ``kyc_llm/thresholds.toml`` holds the calibrated defaults (calibrated on the practice
-sessions in ../shared/data; see the README); ``load_thresholds(path)`` reads another file,
+sessions in ../shared/data; see docs/calibration.md); ``load_thresholds(path)`` reads another file,
 refusing unknown or missing keys, wrong types, non-finite or negative values, shares above 1
 and inverted ranges with a ``ConfigError``.
 """
