@@ -83,13 +83,14 @@ class Config:
     decision_timeout_s: float = 25.0  # KYC_DECISION_TIMEOUT_S
     decision_workers: int = 4  # KYC_DECISION_WORKERS
     # Operators and limits.
-    operator_api_key: str | None = None  # KYC_OPERATOR_API_KEY; None = operator API closed
+    # Secrets stay out of repr(): a logged or printed Config must not carry them.
+    operator_api_key: str | None = field(default=None, repr=False)  # KYC_OPERATOR_API_KEY; None = closed
     max_failures: int = 5  # KYC_MAX_FAILURES per client within the window
     failure_window_s: float = 180.0  # KYC_FAILURE_WINDOW_S
     lockout_s: float = 900.0  # KYC_LOCKOUT_S
     sessions_per_minute: int = 30  # KYC_SESSIONS_PER_MINUTE per client; 0 = unlimited
     trust_proxy: bool = False  # KYC_TRUST_PROXY: take the client address from X-Forwarded-For
-    llm_env: Mapping[str, str] = field(default_factory=dict)  # KYC_LLM_*, AWS_*, ANTHROPIC_*
+    llm_env: Mapping[str, str] = field(default_factory=dict, repr=False)  # KYC_LLM_*, AWS_*, ANTHROPIC_*
 
     @property
     def production(self) -> bool:

@@ -13,7 +13,7 @@ from kyc_llm.sessionspec import load_spec, sample_frames
 from kyc_llm.upload import PageEmulator
 from kyc_llm.vision.evidence import VisionEvidence
 from kyc_llm.vision.facemesh import FaceMesh
-from kyc_llm.vision.pipeline import SessionAnalyzer, frame_feedback
+from kyc_llm.vision.pipeline import SessionAnalyzer, frame_issues
 from kyc_llm.vision.thresholds import load_thresholds
 
 TH = load_thresholds()
@@ -114,7 +114,7 @@ def test_feedback_for_an_empty_frame_says_no_face() -> None:
     with FaceMesh() as mesh:
         analyzer = SessionAnalyzer(mesh, TH)
         obs = analyzer.add(np.full((240, 320, 3), 30, np.uint8), 0.0)
-    fb = frame_feedback(obs, TH.quality)
+    fb = frame_issues(obs, TH.quality)
     assert fb["face_found"] is False and "no_face" in fb["issues"]
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..challenge import Step
 from ..vision.observation import FrameObservation
-from ..vision.pipeline import frame_feedback as vision_frame_feedback
+from ..vision.pipeline import frame_issues
 from ..vision.quality import Quality
 from ..vision.texture import Texture
 from ..vision.thresholds import QualityThresholds, Thresholds
@@ -130,10 +130,10 @@ HINTS = {
 def frame_feedback(obs: FrameObservation, limits: QualityThresholds) -> dict[str, Any]:
     """The page's live guidance for one frame.
 
-    The vision layer's ``frame_feedback`` (face found, one face, centred, its list of issues)
+    The vision layer's ``frame_issues`` (face found, one face, centred, its list of issues)
     plus one boolean per issue and the single ``hint`` code and text the page shows.
     """
-    fb = vision_frame_feedback(obs, limits)
+    fb = frame_issues(obs, limits)
     issues = list(fb.get("issues", ()))
     out = dict(fb)
     for name in ("too_dark", "too_bright", "too_far", "blurred"):

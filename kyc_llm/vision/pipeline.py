@@ -150,12 +150,14 @@ def _quality_summary(faces: list[FrameObservation], q: QualityThresholds) -> dic
     }
 
 
-def frame_feedback(obs: FrameObservation, q: QualityThresholds) -> dict[str, Any]:
-    """Guidance for the page after one upload: what the user should change, if anything."""
+def frame_issues(obs: FrameObservation, q: QualityThresholds) -> dict[str, Any]:
+    """What one frame shows for the page's guidance: a face or not, one or several, centred,
+    and what the user should change, if anything (``sessions.analysis.frame_feedback`` turns
+    it into the hint the page shows)."""
     issues = ["no_face"] if not obs.has_face else low_quality_issues(obs, q)
     if obs.n_faces > 1:
         issues.append("multiple_faces")
-    nose = None if obs.nose is None else [round(v) for v in obs.nose]  # for the next texture patch
+    nose = None if obs.nose is None else [round(v) for v in obs.nose]  # where this frame's patch goes
     return {
         "face_found": obs.has_face,
         "one_face": obs.n_faces == 1,

@@ -93,7 +93,7 @@ def spectrum_features(patch: np.ndarray) -> tuple[float, float]:
     return hf_ratio, float((logp - local)[_PEAK_BAND].max())
 
 
-def patch_origin(shape: tuple[int, ...], centre: tuple[float, float]) -> tuple[int, int] | None:
+def spectral_window_origin(shape: tuple[int, ...], centre: tuple[float, float]) -> tuple[int, int] | None:
     """Top-left corner of a ``_PATCH`` square at native resolution around ``centre``, moved
     inside the frame; None when the frame is smaller than the patch."""
     H, W = shape[:2]
@@ -123,7 +123,7 @@ def measure(bgr: np.ndarray, crop128: np.ndarray, box: tuple[float, float, float
         ph, pw = patch.pixels.shape[:2]
         if half <= local[0] <= pw - half and half <= local[1] <= ph - half:
             source, offset, lossless = patch.pixels, (patch.x, patch.y), True
-    origin = patch_origin(source.shape, (centre[0] - offset[0], centre[1] - offset[1]))
+    origin = spectral_window_origin(source.shape, (centre[0] - offset[0], centre[1] - offset[1]))
     if origin is not None:
         px, py = origin
         ycc_patch = cv2.cvtColor(source[py:py + _PATCH, px:px + _PATCH], cv2.COLOR_BGR2YCrCb)
