@@ -23,31 +23,68 @@ from typing import Any, Protocol, Sequence
 from .vision.evidence import VisionEvidence
 from .vision.thresholds import Thresholds
 
-# Reason codes, each with the outcome it forces and a human explanation.
-REASONS: dict[str, tuple[str, str]] = {
-    "NO_FACE": ("fail", "no single usable face in enough of the frames"),
-    "MULTIPLE_FACES": ("fail", "more than one face in view"),
-    "ACTION_MISSING": ("fail", "a requested action was not performed in its time window"),
-    "ACTION_ORDER": ("fail", "the actions were not performed in the requested order"),
-    "PLANAR_MOTION": ("fail", "the face moved like a flat sheet (photo or screen), not a head"),
-    "SCREEN_ARTEFACTS": ("fail", "display pixel-grid artefacts on the face"),
-    "PRINT_ARTEFACTS": ("fail", "the face lacks the colour of live skin (printed photo)"),
-    "FROZEN_FACE": ("fail", "the face stays still between frames like a photo, not a live person"),
+
+@dataclass(frozen=True)
+class Reason:
+    """Everything the service does with one reason code.
+
+    ``outcome`` is what the code forces (fail or review), unless ``policy_outcome`` names the
+    ``Policy`` field that decides it instead. ``retryable``: a review for this code alone is
+    something the user can fix by trying again (``sessions.results``), not a case for a
+    person (a fail is never retried, so only review codes carry it). ``alert``: the operator
+    alert cause it raises (``sessions.alerts``), if any.
+    """
+
+    outcome: str  # fail | review
+    explanation: str
+    retryable: bool = False
+    alert: str | None = None
+    policy_outcome: str | None = None
+
+    def outcome_under(self, policy: "Policy") -> str:
+        return getattr(policy, self.policy_outcome) if self.policy_outcome else self.outcome
+
+
+INTERNAL_ERROR = "INTERNAL_ERROR"
+
+# Every reason code of the service: tests/test_reasons.py fails on a code used anywhere in
+# kyc_llm/ without a row here, and on an alert cause with no severity.
+REASONS: dict[str, Reason] = {
+    "NO_FACE": Reason("fail", "no single usable face in enough of the frames"),
+    "MULTIPLE_FACES": Reason("fail", "more than one face in view"),
+    "ACTION_MISSING": Reason("fail", "a requested action was not performed in its time window"),
+    "ACTION_ORDER": Reason("fail", "the actions were not performed in the requested order"),
+    "PLANAR_MOTION": Reason("fail", "the face moved like a flat sheet (photo or screen), not a head",
+                            alert="presentation_attack"),
+    "SCREEN_ARTEFACTS": Reason("fail", "display pixel-grid artefacts on the face", alert="presentation_attack"),
+    "PRINT_ARTEFACTS": Reason("fail", "the face lacks the colour of live skin (printed photo)",
+                              alert="presentation_attack"),
+    "FROZEN_FACE": Reason("fail", "the face stays still between frames like a photo, not a live person",
+                          alert="presentation_attack"),
     # Temporal cues are weak evidence (see thresholds.toml): a human looks, nobody is failed.
-    "DEEPFAKE_SUSPECTED": ("review", "face geometry or motion is unstable in ways a real face is not"),
-    "ACTION_UNCLEAR": ("review", "an action could not be verified with confidence"),
-    "LOW_QUALITY": ("review", "too many frames were dark, blurred, small or off-centre"),
-    "SCREEN_UNCHECKED": ("review", "too few lossless texture patches to check for a screen"),
-    "PATCH_MISMATCH": ("review", "a lossless texture patch did not match its frame (a tampered upload)"),
-    "SIGNAL_BORDERLINE": ("review", "an attack signal is borderline"),
-    "LLM_DISAGREES": ("review", "the LLM judge and the vision checks disagree"),
-    "LLM_UNSURE": ("review", "the LLM judge was not confident in its verdict"),
-    "LLM_SPOOF_SUSPECTED": ("review", "the LLM judge saw signs of a screen, print, mask or synthetic face"),
-    "LLM_INVALID": ("review", "the LLM judge gave no valid answer"),
-    "LLM_UNAVAILABLE": ("review", "the LLM judge could not be reached"),
-    "FRAMES_UNAVAILABLE": ("review", "frames the LLM judge needed could not be loaded from storage"),
-    # The outcome is the policy's (review by default, fail where configured): see decide.
-    "VIRTUAL_CAMERA": ("review", "the browser reported a known virtual camera (a video feed can be injected)"),
+    "DEEPFAKE_SUSPECTED": Reason("review", "face geometry or motion is unstable in ways a real face is not",
+                                 alert="deepfake_suspected"),
+    "ACTION_UNCLEAR": Reason("review", "an action could not be verified with confidence", retryable=True),
+    "LOW_QUALITY": Reason("review", "too many frames were dark, blurred, small or off-centre", retryable=True),
+    "SCREEN_UNCHECKED": Reason("review", "too few lossless texture patches to check for a screen"),
+    "PATCH_MISMATCH": Reason("review", "a lossless texture patch did not match its frame (a tampered upload)",
+                             alert="tampered_upload"),
+    "SIGNAL_BORDERLINE": Reason("review", "an attack signal is borderline"),
+    "LLM_DISAGREES": Reason("review", "the LLM judge and the vision checks disagree", alert="llm_disagreement"),
+    "LLM_UNSURE": Reason("review", "the LLM judge was not confident in its verdict"),
+    "LLM_SPOOF_SUSPECTED": Reason("review", "the LLM judge saw signs of a screen, print, mask or synthetic face",
+                                  alert="llm_spoof_suspected"),
+    # The LLM's and the frame store's failures are alerted from the judgment's outcome, which
+    # is there under any policy (sessions.alerts), not from these codes, which a policy may omit.
+    "LLM_INVALID": Reason("review", "the LLM judge gave no valid answer"),
+    "LLM_UNAVAILABLE": Reason("review", "the LLM judge could not be reached"),
+    "FRAMES_UNAVAILABLE": Reason("review", "frames the LLM judge needed could not be loaded from storage"),
+    # Review by default, fail where configured (KYC_VIRTUAL_CAMERA).
+    "VIRTUAL_CAMERA": Reason("review",
+                             "the browser reported a known virtual camera (a video feed can be injected)",
+                             alert="injection_suspected", policy_outcome="virtual_camera"),
+    # Stored by sessions.decider when computing the decision failed: a person decides.
+    INTERNAL_ERROR: Reason("review", "the decision could not be computed", alert="decision_error"),
 }
 
 # Weak cues: they fire on honest video too (a handheld camera's jitter and motion blur), so
@@ -188,10 +225,10 @@ def decide(ev: VisionEvidence, th: Thresholds, judgment: JudgmentLike | None = N
     if virtual_camera is not None:
         reasons = _unique(reasons + ["VIRTUAL_CAMERA"])
         details["virtual_camera"] = virtual_camera
-    outcomes = {policy.virtual_camera if r == "VIRTUAL_CAMERA" else REASONS[r][0] for r in reasons}
+    outcomes = {REASONS[r].outcome_under(policy) for r in reasons}
     decision = "fail" if "fail" in outcomes else "review" if "review" in outcomes else "pass"
     if reasons:
-        rationale = "; ".join(REASONS[r][1] for r in reasons)
+        rationale = "; ".join(REASONS[r].explanation for r in reasons)
     else:
         rationale = "every action was verified and no attack signal was found"
     if not llm_used:

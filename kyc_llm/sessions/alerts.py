@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from ..decision import REASONS
 from .store import AlertRecord
 
 SEVERITY = {
@@ -29,10 +30,17 @@ SEVERITY = {
     "decision_slow": "low",
 }
 
-# Reason codes of ``kyc_llm.decision.REASONS`` that mean "this looks like an attack" (the
-# vision layer's failing signals) rather than "unclear".
-ATTACK_REASONS = frozenset({"PLANAR_MOTION", "SCREEN_ARTEFACTS", "PRINT_ARTEFACTS", "FROZEN_FACE"})
-DEEPFAKE_REASONS = frozenset({"DEEPFAKE_SUSPECTED"})
+# What the alert a reason code raises (``alert`` in ``kyc_llm.decision.REASONS``) says, in the
+# order a decision's alerts are stored. {decision} is the decision, {codes} the codes that
+# raised it; a cause not listed here says "{decision}: {codes}" and comes last.
+REASON_ALERT_TEXT = {
+    "deepfake_suspected": "{decision}: {codes}",
+    "presentation_attack": "{decision}: {codes}",
+    "injection_suspected": "{decision}: the page reported a known virtual camera",
+    "tampered_upload": "a texture patch did not match its frame",
+    "llm_spoof_suspected": "the LLM judge saw signs of a spoof",
+    "llm_disagreement": "the vision checks and the LLM judge disagree",
+}
 
 
 def alert(cause: str, message: str, at: float, *, session_id: str | None = None,
@@ -49,20 +57,15 @@ def decision_alerts(session_id: str, client_key: str, decision: str, guidance: s
     reasons = set(reasons)
     out: list[AlertRecord] = []
     kw = {"session_id": session_id, "client_key": client_key}
-    if reasons & DEEPFAKE_REASONS:
-        out.append(alert("deepfake_suspected", f"{decision}: {', '.join(sorted(reasons & DEEPFAKE_REASONS))}",
-                         at, **kw))
-    attack = reasons & ATTACK_REASONS
-    if attack:
-        out.append(alert("presentation_attack", f"{decision}: {', '.join(sorted(attack))}", at, **kw))
-    if "VIRTUAL_CAMERA" in reasons:
-        out.append(alert("injection_suspected", f"{decision}: the page reported a known virtual camera", at, **kw))
-    if "PATCH_MISMATCH" in reasons:
-        out.append(alert("tampered_upload", "a texture patch did not match its frame", at, **kw))
-    if "LLM_SPOOF_SUSPECTED" in reasons:
-        out.append(alert("llm_spoof_suspected", "the LLM judge saw signs of a spoof", at, **kw))
-    if any("DISAGREE" in r for r in reasons):
-        out.append(alert("llm_disagreement", "the vision checks and the LLM judge disagree", at, **kw))
+    raised: dict[str, list[str]] = {}
+    for code in sorted(reasons):
+        cause = REASONS[code].alert if code in REASONS else None
+        if cause is not None:
+            raised.setdefault(cause, []).append(code)
+    order = list(REASON_ALERT_TEXT)
+    for cause in sorted(raised, key=lambda c: order.index(c) if c in order else len(order)):
+        text = REASON_ALERT_TEXT.get(cause, "{decision}: {codes}")
+        out.append(alert(cause, text.format(decision=decision, codes=", ".join(raised[cause])), at, **kw))
     outcome = (judgment or {}).get("outcome")
     if outcome == "llm_invalid":
         out.append(alert("llm_invalid_answer", "the LLM answer did not follow its schema", at, **kw))

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..camera import CameraReport
 from ..config import Config
+from ..decision import INTERNAL_ERROR, REASONS
 from ..vision.intake import load_frame
 from .alerts import alert, decision_alerts
 from .analysis import observation_from_record
@@ -181,11 +182,12 @@ class Decider:
     def _store_internal_error(self, session_id: str, started: float, exc: Exception) -> None:
         session = self.store.get_session(session_id)
         now = self.clock()
+        reason = REASONS[INTERNAL_ERROR]
         if not self._save(DecisionRecord(
-                session_id, "review", "review", ["INTERNAL_ERROR"], "The decision could not be computed.",
-                False, {}, None, [], now, (now - started) * 1000.0), []):
+                session_id, reason.outcome, guidance_for(reason.outcome, [INTERNAL_ERROR]), [INTERNAL_ERROR],
+                reason.explanation, False, {}, None, [], now, (now - started) * 1000.0), []):
             return  # the claim was taken over: the later decider stores its outcome
-        self.store.add_alert(alert("decision_error", f"decision failed: {type(exc).__name__}", now,
+        self.store.add_alert(alert(reason.alert, f"decision failed: {type(exc).__name__}", now,
                                    session_id=session_id, client_key=session.client_key if session else None))
 
     def _decide(self, session_id: str, started: float) -> tuple[SessionRecord, Any, str, float, int] | None:

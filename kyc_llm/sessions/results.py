@@ -1,7 +1,7 @@
 """What the end user is told: pass, fail, or a retry / review guidance. Never scores or codes.
 
 A ``review`` decision becomes ``retry`` when every reason is something the user can fix by
-trying again (light, framing, a missed or unclear action); any other review (the LLM and the
+trying again (light, framing, an unclear action); any other review (the LLM and the
 vision layer disagree, a possible attack, the LLM could not answer) is ``review``: a person
 looks at it and the user is told so.
 """
@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-# Reason codes (``kyc_llm.decision.REASONS``) the user can fix by trying again. Any other
-# reason in a review (a borderline attack signal, the LLM disagreeing or missing, a screen
-# check that could not run) means a person should look.
-RETRYABLE = frozenset({"LOW_QUALITY", "ACTION_UNCLEAR", "NO_FACE", "MULTIPLE_FACES"})
+from ..decision import REASONS
 
 MESSAGES = {
     "pass": "Thank you: your check is complete.",
@@ -32,11 +29,12 @@ OFFLINE_NOTES = {
 
 
 def guidance_for(decision: str, reasons: Iterable[str]) -> str:
-    """``pass``/``fail`` as they are; ``review`` -> ``retry`` or ``review`` by its reasons."""
+    """``pass``/``fail`` as they are; ``review`` -> ``retry`` or ``review`` by its reasons
+    (``retryable`` in ``kyc_llm.decision.REASONS``; a code without a row is not retryable)."""
     if decision in ("pass", "fail"):
         return decision
     reasons = list(reasons)
-    if reasons and all(r in RETRYABLE for r in reasons):
+    if reasons and all(r in REASONS and REASONS[r].retryable for r in reasons):
         return "retry"
     return "review"
 
