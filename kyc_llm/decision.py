@@ -1,7 +1,8 @@
 """The decision: pass, fail or review, with reason codes and a short rationale.
 
 The vision evidence is always an input; the LLM judgment joins as one more input when there
-is one (``judgment=None`` is the CV-only decision the evaluation command measures). Rules:
+is one (``judgment=None`` is the decision on the vision evidence alone; with no LLM set up,
+the service and the evaluation command pass the offline judge's ``llm_offline``). Rules:
 
 - fail on clear attack evidence: no usable face (frames lost inside a tracked turn count as
   the subject's: ``VisionEvidence.turn_lost_frames``), several faces, an action missing or out
@@ -17,7 +18,7 @@ is one (``judgment=None`` is the CV-only decision the evaluation command measure
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol, Sequence
 
 from .vision.evidence import VisionEvidence
@@ -125,6 +126,11 @@ class Policy:
     require_llm: bool = False  # an unavailable or invalid LLM answer sends the session to review
     min_judge_confidence: float = 0.5  # a judge less sure than this (overall or on an action): review
     virtual_camera: str = "review"  # what a known virtual camera makes of the session: review | fail
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Policy":
+        """The policy a ``kyc_llm.config.Config`` sets: each field is the Config field of that name."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
 
 
 @dataclass

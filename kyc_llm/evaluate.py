@@ -5,10 +5,13 @@
 
 Each PATH is a session spec or a folder of them (format: ../shared/data/README.md). Frames
 are sampled at the spec's fps between start_s and end_s, encoded as the webcam page uploads
-them (JPEG, and a lossless texture patch every few frames: ``kyc_llm.upload``), and fed with
-their timestamps and the challenge through ``SessionAnalyzer`` and ``decide`` as the server
-does (the LLM judge off). ``--raw`` feeds the decoded frames instead. A session whose spec or video cannot be read is reported as an error and
-left out of the metrics; the run goes on.
+them (JPEG, and a lossless texture patch every few frames: ``kyc_llm.upload``), measured by
+``SessionAnalyzer`` and decided with their timestamps and the challenge by the service's own
+``Workflow.evaluate`` as it runs without an LLM: the offline judge (``llm_offline``) and the
+policy of ``Config.from_env()``, so ``KYC_REQUIRE_LLM``, ``KYC_MIN_JUDGE_CONFIDENCE`` and
+``KYC_VIRTUAL_CAMERA`` apply as in the service (a bad ``KYC_*`` variable is refused, exit 2).
+``--raw`` feeds the decoded frames instead. A session whose spec or video cannot be read is
+reported as an error and left out of the metrics; the run goes on.
 
 ``--by-source`` prints the figures per source repository (the ``source_repo`` column of the
 ``MANIFEST.tsv`` beside the clips) and per person (the clip a session was cut from, or the
@@ -31,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .decision import decide
+from .config import JPEG_QUALITY_RANGE, Config
+from .decision import Policy
 from .errors import KycError
 from .sessionspec import ATTACKS, SessionSpec, find_specs, load_spec, sample_frames
-from .config import JPEG_QUALITY_RANGE
 from .upload import JPEG_QUALITY, PageEmulator
 from .vision.facemesh import FaceMesh
 from .vision.pipeline import SessionAnalyzer
@@ -69,15 +72,44 @@ class SessionResult:
         return out
 
 
+@functools.lru_cache(maxsize=4)
+def _templates(directory: Path) -> Any:
+    from .prompts import load_templates
+
+    return load_templates(directory)
+
+
+def offline_workflow(config: Config, thresholds: Thresholds) -> Any:
+    """The service's ``Workflow`` for ``config`` with the judge the service has when no LLM is
+    configured (the offline mock: nothing is sent). Raises ``ConfigError`` for bad LLM
+    settings and ``TemplateError`` for a broken prompt template, as the service would."""
+    from .llm.providers.mock import MockProvider
+    from .llm.settings import LLMSettings
+    from .sessions.workflow import Workflow
+
+    settings = LLMSettings.from_env(config.llm_env)
+    return Workflow(config, thresholds, _templates(settings.prompts_dir),
+                    provider=MockProvider(settings, offline=True))
+
+
+def policy_line(config: Config) -> str:
+    """One line naming the decision policy the evaluation applies."""
+    policy = Policy.from_config(config)
+    values = ", ".join(f"{f.name}={getattr(policy, f.name)}" for f in dataclasses.fields(policy))
+    return f"policy: {values} (the service's, from KYC_*), the LLM judge offline"
+
+
 def run_session(path: Path, thresholds: Thresholds, jpeg_quality: int | None = JPEG_QUALITY,
-                fps: float | None = None) -> SessionResult:
+                fps: float | None = None, config: Config | None = None) -> SessionResult:
     """Evaluate one spec file; every failure to read it becomes an ``error`` result.
 
     With ``jpeg_quality`` the frames are uploaded as the webcam page would send them (JPEG
     plus lossless patches); with None the decoded video frames are fed as they are. ``fps``
-    samples the session at that rate instead of the spec's.
+    samples the session at that rate instead of the spec's. ``config`` sets the policy the
+    service's workflow decides by (default: the default ``Config``'s).
     """
     started = time.perf_counter()
+    workflow = offline_workflow(config or Config(), thresholds)
     try:
         spec = load_spec(path)
     except KycError as exc:
@@ -100,17 +132,17 @@ def run_session(path: Path, thresholds: Thresholds, jpeg_quality: int | None = J
                 page.finish(analyzer)
             if not analyzer.observations:
                 raise KycError(f"{spec.id}: no frames could be read from {spec.video}")
-            evidence = analyzer.evidence(spec.challenge)
+        # The frames are not kept: the offline judge asks for none.
+        outcome = workflow.evaluate(spec.challenge, analyzer.observations, ())
     except KycError as exc:
         return SessionResult(spec.id, spec.truth, spec.attack, "error", error=exc.message,
                              source=source, person=person)
     except Exception as exc:  # one broken session never ends the run: report it and go on
         return SessionResult(spec.id, spec.truth, spec.attack, "error", error=f"{type(exc).__name__}: {exc}",
                              source=source, person=person)
-    decision = decide(evidence, thresholds)
     patches = sum(1 for o in analyzer.observations if o.has_face and o.texture.lossless)
-    return SessionResult(spec.id, spec.truth, spec.attack, decision.decision, decision.reasons,
-                         seconds=time.perf_counter() - started, evidence=evidence.as_dict(),
+    return SessionResult(spec.id, spec.truth, spec.attack, outcome.decision, outcome.reasons,
+                         seconds=time.perf_counter() - started, evidence=outcome.evidence,
                          source=source, person=person, patches=patches)
 
 
@@ -165,9 +197,9 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
-def _run_one(args: tuple[Path, str | None, int | None, float | None]) -> SessionResult:
-    path, thresholds_path, jpeg_quality, fps = args
-    return run_session(path, load_thresholds(thresholds_path), jpeg_quality, fps)
+def _run_one(args: tuple[Path, str | None, int | None, float | None, Config]) -> SessionResult:
+    path, thresholds_path, jpeg_quality, fps, config = args
+    return run_session(path, load_thresholds(thresholds_path), jpeg_quality, fps, config)
 
 
 def action_rates(results: Sequence[SessionResult]) -> dict[str, tuple[int, int]]:
@@ -218,7 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", help="session spec files or folders of them")
     parser.add_argument("--json", metavar="FILE", help="write sessions and metrics as JSON")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--thresholds", metavar="FILE", help="thresholds TOML (default: the calibrated one)")
+    parser.add_argument("--thresholds", metavar="FILE",
+                        help="thresholds TOML (default: KYC_THRESHOLDS_PATH's, as in the service, else the "
+                             "calibrated one)")
     parser.add_argument("--jpeg-quality", type=int, default=JPEG_QUALITY, metavar="Q",
                         help="upload frames as the page does: JPEG at quality Q plus lossless patches "
                              "(default %(default)s, the page's)")
@@ -238,7 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        load_thresholds(args.thresholds)  # refuse a bad thresholds file before any work
+        config = Config.from_env()  # the service's settings: refused as the service refuses them
+        thresholds_path = args.thresholds or config.thresholds_path
+        # Refuse a bad thresholds file, LLM setting or prompt template before any work.
+        offline_workflow(config, load_thresholds(thresholds_path))
     except KycError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
@@ -246,8 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not specs:
         print("error: no session specs found", file=sys.stderr)
         return 2
+    print(policy_line(config))
     started = time.perf_counter()
-    jobs = [(p, args.thresholds, None if args.raw else args.jpeg_quality, args.fps) for p in specs]
+    jobs = [(p, thresholds_path, None if args.raw else args.jpeg_quality, args.fps, config) for p in specs]
     if args.jobs > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             results = list(pool.map(_run_one, jobs))
@@ -275,7 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_by_source(results)
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"sessions": [r.row() for r in results], "metrics": m,
+            {"policy": dataclasses.asdict(Policy.from_config(config)), "sessions": [r.row() for r in results],
+             "metrics": m,
              "live_actions_performed": {a: {"performed": k, "steps": n} for a, (k, n) in rates.items()}},
             indent=2), encoding="utf-8")
     return 1 if m["errors"] else 0

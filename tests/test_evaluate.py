@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -11,6 +12,15 @@ import pytest
 from kyc_llm import evaluate
 from kyc_llm.errors import ConfigError
 from kyc_llm.vision.thresholds import DEFAULT_PATH, load_thresholds
+
+
+@pytest.fixture(autouse=True)
+def _service_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evaluation reads the service's KYC_* settings: none of the developer's leak in."""
+    import os
+
+    for name in [k for k in os.environ if k.startswith("KYC_")]:
+        monkeypatch.delenv(name)
 
 # Two of each kind the targets name, the hardest where there is a choice (a borderless print
 # tilted to fake the turns, swapped turn directions, a borderless screen replay).
@@ -133,3 +143,50 @@ def test_video_shorter_than_the_session_is_an_error(shared_data: Path, tmp_path:
     (tmp_path / "long.json").write_text(json.dumps(spec))
     result = evaluate.run_session(tmp_path / "long.json", load_thresholds())
     assert result.decision == "error" and "ends at" in result.error
+
+
+def test_the_service_policy_applies_with_the_llm_offline(shared_data: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import kyc_llm.decision
+    from kyc_llm.config import Config
+    from kyc_llm.decision import Policy
+
+    seen: list[tuple[Policy, str]] = []
+    decide = kyc_llm.decision.decide
+
+    def recording(ev, th, judgment=None, policy=Policy(), virtual_camera=None):
+        seen.append((policy, judgment.outcome))
+        return decide(ev, th, judgment, policy, virtual_camera)
+
+    monkeypatch.setattr(kyc_llm.decision, "decide", recording)
+    live = str(shared_data / "sessions" / "live-lp_d18-blink.json")
+    out = tmp_path / "eval.json"
+    assert evaluate.main([live, "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["sessions"][0]["decision"] == "pass"  # the default adds nothing
+    assert capsys.readouterr().out.startswith(
+        "policy: require_llm=False, min_judge_confidence=0.5, virtual_camera=review")
+
+    # The service's policy, as its workflow builds it from KYC_*: without the LLM it passes nobody.
+    monkeypatch.setenv("KYC_REQUIRE_LLM", "1")
+    monkeypatch.setenv("KYC_MIN_JUDGE_CONFIDENCE", "0.7")
+    monkeypatch.setenv("KYC_VIRTUAL_CAMERA", "fail")
+    assert evaluate.main([live, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert (report["sessions"][0]["decision"], report["sessions"][0]["reasons"]) == ("review", ["LLM_UNAVAILABLE"])
+    expected = Policy(require_llm=True, min_judge_confidence=0.7, virtual_camera="fail")
+    assert report["policy"] == dataclasses.asdict(expected) and Policy.from_config(Config.from_env()) == expected
+    assert seen == [(Policy(), "llm_offline"), (expected, "llm_offline")]
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "policy: require_llm=True, min_judge_confidence=0.7, virtual_camera=fail (the service's, from KYC_*), "
+        "the LLM judge offline")
+
+
+@pytest.mark.parametrize("name, value", [("KYC_REQUIRE_LLM", "maybe"), ("KYC_VIRTUAL_CAMERA", "block"),
+                                         ("KYC_REQUIRE_LLMM", "1")])
+def test_a_bad_service_setting_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str], name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    assert evaluate.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and name in err and len(err.strip().splitlines()) == 1
