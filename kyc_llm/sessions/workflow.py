@@ -129,9 +129,7 @@ class Workflow:
         cfg = self.config
         evidence = build_evidence(observations, steps, self.thresholds)
         judgment = self._judge(tuple(steps), frames, evidence)
-        decision = decide(evidence, self.thresholds, judgment,
-                          Policy(require_llm=cfg.require_llm, min_judge_confidence=cfg.min_judge_confidence,
-                                 virtual_camera=cfg.virtual_camera),
+        decision = decide(evidence, self.thresholds, judgment, Policy.from_config(cfg),
                           virtual_camera_match(camera, cfg.virtual_camera_patterns))
         call = LlmCallRecord("judgment", judgment.outcome, judgment.model, dict(judgment.templates),
                              {"calls": [u.as_dict() for u in judgment.usage], "keyframes": judgment.keyframes},
