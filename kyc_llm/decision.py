@@ -7,12 +7,13 @@ the service and the evaluation command pass the offline judge's ``llm_offline``)
 - fail on clear attack evidence: no usable face (frames lost inside a tracked turn count as
   the subject's: ``VisionEvidence.turn_lost_frames``), several faces, an action missing or out
   of order, or a planarity, screen, print or stillness signal at or above ``fail_score``;
-- review when something is borderline: an action unclear, a signal in the review band, too
-  many poor frames (a weak signal, the temporal cue, counts only when an independent signal
-  is in the review band too: on its own it is recorded for the operator, nothing more), or (with an LLM) disagreement on any action the vision checks verified
-  (performed, in its window, in order), a judge less confident than the policy's floor, an
-  invalid answer, or spoof signs; and
-  whenever the service could not give the judge its keyframes;
+- review when something is borderline: an action unclear, a signal in the review band (a
+  weak signal, the temporal cue, counts only when an independent signal is in the review
+  band too: on its own it is recorded for the operator, nothing more), too many poor
+  frames, a known virtual camera (or fail, by policy), or (with an LLM) disagreement on any
+  action the vision checks verified (performed, in its window, in order), a judge less
+  confident than the policy's floor, an invalid answer, or spoof signs; and whenever the
+  service could not give the judge its keyframes;
 - pass only when nothing above applies (and, with an LLM, it agrees).
 """
 
