@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from .llm.bench import main as llm_main
 from .upload import PageEmulator, send_patch
 from .vision.facemesh import FaceMesh
 from .vision.pipeline import SessionAnalyzer
@@ -88,8 +89,6 @@ def run(clip: Path, limit: int) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--llm" in argv:
-        from .llm.bench import main as llm_main  # imported only when asked: it loads the LLM layer
-
         argv.remove("--llm")
         return llm_main(argv)
     parser = argparse.ArgumentParser(prog="python -m kyc_llm.bench", description=__doc__.split("\n")[0],

@@ -37,6 +37,10 @@ from typing import Any, Sequence
 from .config import JPEG_QUALITY_RANGE, Config
 from .decision import Policy
 from .errors import KycError
+from .llm.providers.mock import MockProvider
+from .llm.settings import LLMSettings
+from .prompts import load_templates
+from .sessions.workflow import Workflow
 from .sessionspec import ATTACKS, SessionSpec, find_specs, load_spec, sample_frames
 from .upload import JPEG_QUALITY, PageEmulator
 from .vision.facemesh import FaceMesh
@@ -74,8 +78,6 @@ class SessionResult:
 
 @functools.lru_cache(maxsize=4)
 def _templates(directory: Path) -> Any:
-    from .prompts import load_templates
-
     return load_templates(directory)
 
 
@@ -83,10 +85,6 @@ def offline_workflow(config: Config, thresholds: Thresholds) -> Any:
     """The service's ``Workflow`` for ``config`` with the judge the service has when no LLM is
     configured (the offline mock: nothing is sent). Raises ``ConfigError`` for bad LLM
     settings and ``TemplateError`` for a broken prompt template, as the service would."""
-    from .llm.providers.mock import MockProvider
-    from .llm.settings import LLMSettings
-    from .sessions.workflow import Workflow
-
     settings = LLMSettings.from_env(config.llm_env)
     return Workflow(config, thresholds, _templates(settings.prompts_dir),
                     provider=MockProvider(settings, offline=True))

@@ -26,6 +26,7 @@ import base64
 import http.client
 import itertools
 import json
+import logging
 import os
 import re
 import signal
@@ -40,8 +41,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
+
 from .config import ROOT
+from .llm.errors import LLMUnavailable
+from .llm.messages import TextPart
+from .llm.providers.mock import MockProvider
+from .sessionspec import load_spec, sample_frames
 from .upload import JPEG_QUALITY, PATCH_EVERY, PATCH_SIZE, LatePatch, PageEmulator, patch_png, send_patch
+from .vision.intake import encode_jpeg
+from .vision.pipeline import SessionAnalyzer
+from .vision.thresholds import load_thresholds
+from .web import create_app
 
 # The longest live session whose challenge windows follow each other (the fixed demo challenge
 # has no gaps): 7.2 s, close to the 9 s of a production session, so that the per-session work
@@ -59,13 +70,6 @@ def load_app() -> Any:
     Used only by this command (``gunicorn ... "kyc_llm.loadtest:load_app()"``); the served app
     is otherwise exactly ``server:app``.
     """
-    import logging
-
-    from .llm.errors import LLMUnavailable
-    from .llm.messages import TextPart
-    from .llm.providers.mock import MockProvider
-    from .web import create_app
-
     frame_line = re.compile(r"^- (F\d+) at [\d.]+ s: in window (\d+) \((\w+)\)", re.MULTILINE)
 
     class DelayedJudge(MockProvider):
@@ -218,11 +222,6 @@ class Client:
 def clip_frames(spec_path: Path, fps: float) -> tuple[list[tuple[float, bytes, Any]], Any]:
     """(t, JPEG as the page encodes it, decoded frame) of a shared session spec at ``fps``
     (long edge at most 640), and the spec."""
-    import cv2
-
-    from .sessionspec import load_spec, sample_frames
-    from .vision.intake import encode_jpeg
-
     spec = load_spec(spec_path)
     out = []
     for t, bgr in sample_frames(replace(spec, fps=fps)):
@@ -247,9 +246,9 @@ def per_frame_ms(frames: list[tuple[float, bytes, Any]], reps: int = 5) -> Frame
     """The server's whole per-frame analysis of these frames as the clients upload them (JPEG
     decode included, and with every ``PATCH_EVERY``-th frame's next upload that frame's
     lossless patch decoded, checked and measured), timed frame by frame on one core."""
+    # lazily: gunicorn's workers import this module for load_app, and the served app loads
+    # mediapipe through its own graph pool; only this timing needs FaceMesh here
     from .vision.facemesh import FaceMesh
-    from .vision.pipeline import SessionAnalyzer
-    from .vision.thresholds import load_thresholds
 
     thresholds = load_thresholds()
     with FaceMesh() as mesh:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..errors import KycError
-
-if TYPE_CHECKING:
-    from .usage import Usage
+from .usage import Usage
 
 
 class LLMError(KycError):

@@ -6,6 +6,7 @@ model graph is built on first use, in the process that uses it (after gunicorn f
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from typing import Any, Callable
@@ -13,6 +14,13 @@ from typing import Any, Callable
 from ..config import Config, database_path
 from ..errors import ConfigError
 from ..vision.thresholds import Thresholds
+from .analysis import FrameAnalyzers
+from .decider import Decider
+from .framestore import FrameStoreError, LocalFrameStore, open_frame_store
+from .lifecycle import SessionService
+from .limits import RateLimiter
+from .store import open_store
+from .workflow import Workflow
 
 
 class Services:
@@ -34,8 +42,6 @@ class Services:
         """The LLM/decision workflow (built eagerly enough to validate LLM settings at start-up)."""
         with self._lock:
             if self._workflow is None:
-                from .workflow import Workflow
-
                 self._workflow = Workflow(self.config, self.thresholds, self.templates, self._llm_provider,
                                           self.clock)
             return self._workflow
@@ -45,11 +51,6 @@ class Services:
         path that is a folder or not SQLite, or a frame folder that cannot be written, stops
         the start (it started, and then failed every request or dropped every frame). Raises
         ``ConfigError`` naming the variable. An S3 store is checked by its first frame."""
-        import sqlite3
-
-        from .framestore import FrameStoreError, LocalFrameStore
-        from .store import open_store
-
         cfg = self.config
         path = database_path(cfg)
         try:
@@ -68,13 +69,6 @@ class Services:
         workflow = self.workflow
         with self._lock:
             if self._service is None:
-                from .analysis import FrameAnalyzers
-                from .decider import Decider
-                from .framestore import open_frame_store
-                from .lifecycle import SessionService
-                from .limits import RateLimiter
-                from .store import open_store
-
                 cfg = self.config
                 store = open_store(database_path(cfg))
                 frames = open_frame_store(cfg.frame_store, frame_dir=cfg.frame_dir, bucket=cfg.s3_bucket,

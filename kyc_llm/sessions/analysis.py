@@ -18,7 +18,7 @@ import numpy as np
 
 from ..challenge import Step
 from ..vision.observation import FrameObservation
-from ..vision.pipeline import frame_issues
+from ..vision.pipeline import SessionAnalyzer, frame_issues
 from ..vision.quality import Quality
 from ..vision.texture import Texture
 from ..vision.thresholds import QualityThresholds, Thresholds
@@ -39,15 +39,13 @@ class FrameAnalyzers:
     def _graphs(self) -> Any:
         with self._guard:  # built on first use: after gunicorn forks, never at import
             if self._pool is None:
-                from ..vision.facemesh import GraphPool  # mediapipe loads here
+                from ..vision.facemesh import GraphPool  # lazily: mediapipe loads here, in the worker
 
                 self._pool = GraphPool()
             return self._pool
 
     def analyze(self, frame: np.ndarray, t: float) -> FrameObservation:
         """Observe one decoded frame (at its uploaded size) at session time ``t``."""
-        from ..vision.pipeline import SessionAnalyzer
-
         with self._graphs().lease() as mesh:
             return SessionAnalyzer(mesh, self._thresholds).add(frame, t)
 

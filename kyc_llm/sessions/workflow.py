@@ -11,6 +11,7 @@ Nothing here touches HTTP or storage; the lifecycle stores what these return.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -19,11 +20,19 @@ import numpy as np
 from ..camera import CameraReport, virtual_camera_match
 from ..challenge import Step
 from ..config import Config
+from .. import decision as decisions  # decide is looked up per call: tests replace it there
+from ..decision import Policy
+from ..llm.challenge_text import draw_actions, write_challenge
+from ..llm.errors import JudgmentInputError
+from ..llm.judge import judge_movements
 from ..llm.judgment import Judgment
+from ..llm.providers import make_provider
+from ..llm.settings import LLMSettings
 from ..vision.evidence import VisionEvidence
 from ..vision.observation import FrameObservation
 from ..vision.pipeline import build_evidence
 from ..vision.thresholds import Thresholds
+from .framestore import FrameStoreError
 from .store import LlmCallRecord
 
 log = logging.getLogger(__name__)
@@ -68,10 +77,6 @@ class Workflow:
 
     def __init__(self, config: Config, thresholds: Thresholds, templates: Any, provider: Any = None,
                  clock: Callable[[], float] | None = None) -> None:
-        import time
-
-        from ..llm.settings import LLMSettings
-
         self.config = config
         self.thresholds = thresholds
         self.settings = LLMSettings.from_env(config.llm_env)
@@ -82,8 +87,6 @@ class Workflow:
     @property
     def provider(self) -> Any:
         if self._provider is None:
-            from ..llm.providers import make_provider
-
             self._provider = make_provider(self.settings)
         return self._provider
 
@@ -98,8 +101,6 @@ class Workflow:
         The actions come from the CSPRNG (``draw_actions``) or the fixed demo challenge; the
         LLM only words them, within the LLM layer's deadline, else local wording is used.
         """
-        from ..llm.challenge_text import draw_actions, write_challenge
-
         cfg = self.config
         if cfg.fixed_challenge:
             pairs = list(cfg.fixed_challenge)
@@ -124,12 +125,10 @@ class Workflow:
         with everything the store keeps; the LLM call record is None only when no judgment
         was attempted.
         """
-        from ..decision import Policy, decide
-
         cfg = self.config
         evidence = build_evidence(observations, steps, self.thresholds)
         judgment = self._judge(tuple(steps), frames, evidence)
-        decision = decide(evidence, self.thresholds, judgment, Policy.from_config(cfg),
+        decision = decisions.decide(evidence, self.thresholds, judgment, Policy.from_config(cfg),
                           virtual_camera_match(camera, cfg.virtual_camera_patterns))
         call = LlmCallRecord("judgment", judgment.outcome, judgment.model, dict(judgment.templates),
                              {"calls": [u.as_dict() for u in judgment.usage], "keyframes": judgment.keyframes},
@@ -148,10 +147,6 @@ class Workflow:
         ``frames_unavailable`` (a review: the service failed, not the client or the LLM);
         a session with no frames at all is not judged (``llm_unavailable``: the vision
         checks fail it)."""
-        from ..llm.errors import JudgmentInputError
-        from ..llm.judge import judge_movements
-        from .framestore import FrameStoreError
-
         try:
             return judge_movements(self.provider, steps, frames, evidence, self.settings, self.templates)
         except FrameStoreError as exc:

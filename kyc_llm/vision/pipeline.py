@@ -7,7 +7,7 @@ the practice clips is what the service does.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -16,11 +16,13 @@ from ..errors import FrameError
 from .actions import baseline_indexes, blink_times, verify_actions
 from .evidence import VisionEvidence
 from . import quality, texture
-from .facemesh import FaceMesh
 from .observation import FrameObservation, observe
 from .intake import Patch, load_frame_unscaled, normalise_for_analysis
 from .signals import all_signals
 from .thresholds import QualityThresholds, Thresholds
+
+if TYPE_CHECKING:  # a type only: facemesh loads mediapipe, which the service loads after gunicorn forks
+    from .facemesh import FaceMesh
 
 
 class SessionAnalyzer:

@@ -11,11 +11,24 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Mapping
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from werkzeug.exceptions import ClientDisconnected
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..config import ROOT, Config
+from ..llm.challenge_text import check_wording_templates
+from ..llm.settings import LLMSettings
+from ..prompts import load_templates
 from ..sessions import Services
+from ..vision.thresholds import load_thresholds
+from .api import bp as api_bp
+from .current import services
+from .errors import UnsupportedTransferCoding, register_error_handlers
+from .operator import bp as operator_bp
+from .pages import bp as pages_bp
+from .requests import AsciiIntConverter
+
+__all__ = ["create_app", "services"]
 
 log = logging.getLogger(__name__)
 # Pages load only their own scripts and styles; frames go to our own API; keyframes are blobs.
@@ -32,16 +45,6 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping
     a fixed challenge in production or unreadable thresholds, and ``TemplateError`` for a
     prompt template that is broken or breaks on these settings.
     """
-    from ..llm.challenge_text import check_wording_templates
-    from ..llm.settings import LLMSettings
-    from ..prompts import load_templates
-    from ..vision.thresholds import load_thresholds
-    from .api import bp as api_bp
-    from .errors import UnsupportedTransferCoding, register_error_handlers
-    from .operator import bp as operator_bp
-    from .pages import bp as pages_bp
-    from .requests import AsciiIntConverter
-
     config = Config.from_env(environ, test_config)
     thresholds = load_thresholds(config.thresholds_path)
     llm_settings = LLMSettings.from_env(config.llm_env)
@@ -57,8 +60,6 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping
     app.config["MAX_FORM_MEMORY_SIZE"] = config.max_frame_bytes + 65536
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if config.trust_proxy:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
 
     services = Services(config, thresholds, templates, clock=clock, llm_provider=llm_provider)
@@ -100,9 +101,3 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping
 
     log.info("kyc service configured: %s", config.public_summary())
     return app
-
-
-def services() -> Services:
-    """The current app's ``Services``."""
-    return current_app.extensions["kyc"]
-

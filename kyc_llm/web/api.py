@@ -9,7 +9,8 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from ..sessions.lifecycle import client_key
 from ..sessions.store import ChallengeRecord, SessionRecord
-from . import services
+from ..upload import PATCH_EVERY, PATCH_SIZE
+from .current import services
 from .openapi import openapi_document
 from .requests import bearer_token, camera_report, frame_uploads, json_body
 
@@ -111,8 +112,6 @@ def _challenge_view(challenge: ChallengeRecord, session: SessionRecord) -> dict[
 
 
 def _upload_hints() -> dict[str, Any]:
-    from ..upload import PATCH_EVERY, PATCH_SIZE
-
     cfg = services().config
     return {"fps": cfg.fps_hint, "width": cfg.frame_width, "height": cfg.frame_height,
             "jpeg_quality": cfg.jpeg_quality, "max_batch": cfg.max_batch,

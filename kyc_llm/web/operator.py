@@ -16,7 +16,7 @@ from ..sessions.errors import AlertNotFound, BadRequest, OperatorUnauthorized, S
 from ..sessions.framestore import MAX_SEQ, FrameStoreError
 from ..sessions.store import SEVERITIES, STATUSES
 from ..vision.intake import PNG_SIGNATURE
-from . import services
+from .current import services
 from .requests import json_body, query_choice, query_float, query_int
 
 MAX_ROW_ID = 2**63 - 1  # SQLite's largest integer

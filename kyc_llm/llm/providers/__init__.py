@@ -22,11 +22,11 @@ def make_provider(settings: LLMSettings) -> Provider:
     no API key, or for a provider name it does not know.
     """
     if settings.provider == "bedrock":
-        from .bedrock import BedrockProvider
+        from .bedrock import BedrockProvider  # lazily: it loads boto3
 
         return BedrockProvider(settings)
     if settings.provider == "anthropic":
-        from .anthropic_api import AnthropicProvider
+        from .anthropic_api import AnthropicProvider  # lazily: it loads anthropic and httpx
 
         return AnthropicProvider(settings)
     if settings.provider == "mock":
