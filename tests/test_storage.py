@@ -9,10 +9,10 @@ import threading
 import pytest
 
 from kyc_llm.challenge import Step
+from kyc_llm.sessions import open_store
 from kyc_llm.sessions.errors import FrameRejected, SessionClosed, SessionNotFound
 from kyc_llm.sessions.framestore import FrameStoreError, LocalFrameStore, frame_key
-from kyc_llm.sessions.store import (AlertRecord, ChallengeRecord, DecisionRecord, FrameRecord,
-                                    SessionRecord, open_store)
+from kyc_llm.sessions.store import AlertRecord, ChallengeRecord, DecisionRecord, FrameRecord, SessionRecord
 
 T0 = 1_700_000_000.0
 

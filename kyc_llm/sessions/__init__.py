@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from ..config import Config, database_path
@@ -19,8 +20,14 @@ from .decider import Decider
 from .framestore import FrameStoreError, LocalFrameStore, open_frame_store
 from .lifecycle import SessionService
 from .limits import RateLimiter
-from .store import open_store
+from .sqlite_store import SQLiteStore
+from .store import Store
 from .workflow import Workflow
+
+
+def open_store(path: str | Path) -> Store:
+    """The store for a database path (only SQLite today). The file's folder is created."""
+    return SQLiteStore(Path(path))
 
 
 class Services:

@@ -1,15 +1,14 @@
 """The storage interface: the records the service keeps and the operations on them.
 
 The lifecycle talks only to ``Store``; ``SQLiteStore`` (one file, WAL) is the implementation
-today. A PostgreSQL store would implement the same methods and be picked by ``open_store``
-from the configured URL. Times are Unix seconds (float) passed in by the caller, so the store
+today. A PostgreSQL store would implement the same methods and be picked by
+``kyc_llm.sessions.open_store`` from the configured URL. Times are Unix seconds (float) passed in by the caller, so the store
 never reads a clock and tests control time.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from ..challenge import Step
@@ -173,10 +172,3 @@ class Store(Protocol):
     def stats(self, since: float | None = None) -> dict[str, Any]: ...
     def ping(self) -> None: ...
     def close(self) -> None: ...
-
-
-def open_store(path: str | Path) -> Store:
-    """The store for a database path (only SQLite today). The file's folder is created."""
-    from .sqlite_store import SQLiteStore
-
-    return SQLiteStore(Path(path))
