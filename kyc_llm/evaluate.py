@@ -39,7 +39,7 @@ from .decision import Policy
 from .errors import KycError
 from .llm.providers.mock import MockProvider
 from .llm.settings import LLMSettings
-from .prompts import load_templates
+from .prompts import Templates, load_templates
 from .sessions.workflow import Workflow
 from .sessionspec import ATTACKS, SessionSpec, find_specs, load_spec, sample_frames
 from .upload import JPEG_QUALITY, PageEmulator
@@ -77,11 +77,11 @@ class SessionResult:
 
 
 @functools.lru_cache(maxsize=4)
-def _templates(directory: Path) -> Any:
+def _templates(directory: Path) -> Templates:
     return load_templates(directory)
 
 
-def offline_workflow(config: Config, thresholds: Thresholds) -> Any:
+def offline_workflow(config: Config, thresholds: Thresholds) -> Workflow:
     """The service's ``Workflow`` for ``config`` with the judge the service has when no LLM is
     configured (the offline mock: nothing is sent). Raises ``ConfigError`` for bad LLM
     settings and ``TemplateError`` for a broken prompt template, as the service would."""

@@ -10,10 +10,12 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from ..config import Config, database_path
 from ..errors import ConfigError
+from ..llm.providers import Provider
+from ..prompts import Templates
 from ..vision.thresholds import Thresholds
 from .analysis import FrameAnalyzers
 from .decider import Decider
@@ -33,19 +35,19 @@ def open_store(path: str | Path) -> Store:
 class Services:
     """The per-app service objects, built lazily and closed with ``close``."""
 
-    def __init__(self, config: Config, thresholds: Thresholds, templates: Any, *,
-                 clock: Callable[[], float] | None = None, llm_provider: Any = None) -> None:
+    def __init__(self, config: Config, thresholds: Thresholds, templates: Templates, *,
+                 clock: Callable[[], float] | None = None, llm_provider: Provider | None = None) -> None:
         self.config = config
         self.thresholds = thresholds
         self.templates = templates
         self.clock = clock or time.time
         self._llm_provider = llm_provider
         self._lock = threading.Lock()
-        self._service: Any = None
-        self._workflow: Any = None
+        self._service: SessionService | None = None
+        self._workflow: Workflow | None = None
 
     @property
-    def workflow(self) -> Any:
+    def workflow(self) -> Workflow:
         """The LLM/decision workflow (built eagerly enough to validate LLM settings at start-up)."""
         with self._lock:
             if self._workflow is None:
@@ -71,7 +73,7 @@ class Services:
                 raise ConfigError(f"KYC_FRAME_DIR: {exc.message}") from None
 
     @property
-    def sessions(self) -> Any:
+    def sessions(self) -> SessionService:
         """The ``SessionService`` (opens the database and the frame store on first use)."""
         workflow = self.workflow
         with self._lock:

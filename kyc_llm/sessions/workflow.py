@@ -26,8 +26,9 @@ from ..llm.challenge_text import draw_actions, write_challenge
 from ..llm.errors import JudgmentInputError
 from ..llm.judge import judge_movements
 from ..llm.judgment import Judgment
-from ..llm.providers import make_provider
+from ..llm.providers import Provider, make_provider
 from ..llm.settings import LLMSettings
+from ..prompts import Templates
 from ..vision.evidence import VisionEvidence
 from ..vision.observation import FrameObservation
 from ..vision.pipeline import build_evidence
@@ -75,7 +76,7 @@ class Workflow:
     given; ``clock`` stamps the stored LLM calls.
     """
 
-    def __init__(self, config: Config, thresholds: Thresholds, templates: Any, provider: Any = None,
+    def __init__(self, config: Config, thresholds: Thresholds, templates: Templates, provider: Provider | None = None,
                  clock: Callable[[], float] | None = None) -> None:
         self.config = config
         self.thresholds = thresholds
@@ -85,7 +86,7 @@ class Workflow:
         self.clock = clock or time.time
 
     @property
-    def provider(self) -> Any:
+    def provider(self) -> Provider:
         if self._provider is None:
             self._provider = make_provider(self.settings)
         return self._provider

@@ -17,6 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..config import ROOT, Config
 from ..llm.challenge_text import check_wording_templates
+from ..llm.providers import Provider
 from ..llm.settings import LLMSettings
 from ..prompts import load_templates
 from ..sessions import Services
@@ -37,7 +38,7 @@ _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None,
-               clock: Callable[[], float] | None = None, llm_provider: Any = None) -> Flask:
+               clock: Callable[[], float] | None = None, llm_provider: Provider | None = None) -> Flask:
     """Build the app: defaults, then ``environ`` (default ``os.environ``), then ``test_config``.
 
     ``clock`` (seconds, default ``time.time``) and ``llm_provider`` (default: from the
