@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from .challenge import ACTIONS
 from .camera import DEFAULT_VIRTUAL_LABELS, FAKE_CAMERA_LABELS
+from .challenge import ACTIONS
 from .errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

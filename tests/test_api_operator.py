@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 
-
 from test_api import assert_error
 from test_api_support import OP, Api, clip_frames, db_rows, live_spec, noise_jpeg
 

@@ -297,12 +297,11 @@ def test_local_frame_store_appends_from_many_processes_and_threads(tmp_path):
 def test_observation_record_round_trip():
     """Exact numbers and landmarks come back; rows written zlib-compressed still read."""
     import zlib
+    from dataclasses import fields
 
     import numpy as np
 
     from kyc_llm.sessions.analysis import observation_from_record, observation_record
-    from dataclasses import fields
-
     from kyc_llm.vision.observation import FrameObservation
     from kyc_llm.vision.quality import Quality
     from kyc_llm.vision.texture import Texture

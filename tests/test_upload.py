@@ -8,8 +8,8 @@ import pytest
 
 from kyc_llm.errors import FrameError
 from kyc_llm.upload import PATCH_SIZE, PageEmulator, patch_origin
-from kyc_llm.vision.intake import load_patch
 from kyc_llm.vision.facemesh import FaceMesh
+from kyc_llm.vision.intake import load_patch
 from kyc_llm.vision.pipeline import SessionAnalyzer
 from kyc_llm.vision.thresholds import load_thresholds
 
@@ -82,10 +82,9 @@ def test_a_patch_must_show_its_own_frame(shared_data) -> None:
     """The page's patch matches the JPEG it came with; a patch from another moment, a
     smoothed one, or the decoded JPEG itself sent back as PNG (the last two would hide a
     screen's pixel grid) does not, and the analyzer then ignores it and marks the frame."""
-    from test_api_support import clip_frames, live_spec
-
     from kyc_llm.upload import patch_png
     from kyc_llm.vision.intake import load_frame_unscaled, load_patch
+    from test_api_support import clip_frames, live_spec
 
     th = load_thresholds().attacks
     frames = clip_frames(live_spec(shared_data))

@@ -22,8 +22,8 @@ from ..errors import ChallengeError
 from ..prompts import Templates
 from .answers import markup_problem, parse_answer
 from .errors import AnswerError, LLMUnavailable, TemplateError
-from .providers.base import Provider
 from .messages import LLMRequest
+from .providers.base import Provider
 from .request import templated_request
 from .schemas import wording_schema
 from .settings import LLMSettings

@@ -31,8 +31,17 @@ from ..vision.pipeline import attach_patch
 from ..vision.thresholds import Thresholds
 from .analysis import FrameAnalyzers, frame_feedback, observation_from_record, observation_record, progress
 from .decider import Decider
-from .errors import (BadRequest, FrameRejected, NoFrames, PayloadTooLarge, SessionClosed, SessionExpired,
-                     SessionNotFound, TokenInvalid, TokenMissing)
+from .errors import (
+    BadRequest,
+    FrameRejected,
+    NoFrames,
+    PayloadTooLarge,
+    SessionClosed,
+    SessionExpired,
+    SessionNotFound,
+    TokenInvalid,
+    TokenMissing,
+)
 from .framestore import MAX_SEQ, FrameStore, FrameStoreError, frame_key
 from .limits import RateLimiter
 from .results import user_result

@@ -18,10 +18,17 @@ from typing import Any, Iterator, NoReturn
 
 from ..challenge import Step
 from ..errors import ConfigError
-from .framestore import MIN_FREE_BYTES
 from .errors import FrameRejected, SessionClosed, SessionNotFound
-from .store import (AlertRecord, ChallengeRecord, DecisionRecord, FrameRecord, LlmCallRecord,
-                    OPEN_STATUSES, SessionRecord)
+from .framestore import MIN_FREE_BYTES
+from .store import (
+    OPEN_STATUSES,
+    AlertRecord,
+    ChallengeRecord,
+    DecisionRecord,
+    FrameRecord,
+    LlmCallRecord,
+    SessionRecord,
+)
 
 SCHEMA_VERSION = 1
 MIN_SQLITE = (3, 35, 0)

@@ -17,10 +17,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .. import decision as decisions  # decide is looked up per call: tests replace it there
 from ..camera import CameraReport, virtual_camera_match
 from ..challenge import Step
 from ..config import Config
-from .. import decision as decisions  # decide is looked up per call: tests replace it there
 from ..decision import Policy
 from ..llm.challenge_text import draw_actions, write_challenge
 from ..llm.errors import JudgmentInputError

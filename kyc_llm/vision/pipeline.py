@@ -13,11 +13,11 @@ import numpy as np
 
 from ..challenge import Step
 from ..errors import FrameError
+from . import quality, texture
 from .actions import baseline_indexes, blink_times, verify_actions
 from .evidence import VisionEvidence
-from . import quality, texture
-from .observation import FrameObservation, observe
 from .intake import Patch, load_frame_unscaled, normalise_for_analysis
+from .observation import FrameObservation, observe
 from .signals import all_signals
 from .thresholds import QualityThresholds, Thresholds
 

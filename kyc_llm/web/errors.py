@@ -15,7 +15,7 @@ from flask import Flask, Response, jsonify, render_template_string, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from ..errors import ChallengeError, ConfigError, FrameError, KycError
-from ..sessions.errors import RateLimited, SessionError, TokenMissing, OperatorUnauthorized
+from ..sessions.errors import OperatorUnauthorized, RateLimited, SessionError, TokenMissing
 
 log = logging.getLogger(__name__)
 _SQL_BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.NotSupportedError)
