@@ -45,7 +45,8 @@ import cv2
 
 from .config import ROOT
 from .llm.errors import LLMUnavailable
-from .llm.messages import TextPart
+from .llm.messages import LLMRequest, TextPart
+from .llm.providers.base import Reply
 from .llm.providers.mock import MockProvider
 from .sessionspec import load_spec, sample_frames
 from .upload import JPEG_QUALITY, PATCH_EVERY, PATCH_SIZE, LatePatch, PageEmulator, patch_png, send_patch
@@ -75,7 +76,7 @@ def load_app() -> Any:
     class DelayedJudge(MockProvider):
         """Says every action was performed, citing a frame of its window, after a delay."""
 
-        def _send(self, request):  # type: ignore[no-untyped-def]
+        def _send(self, request: LLMRequest) -> Reply:
             if request.purpose == "challenge_wording":
                 raise LLMUnavailable("load test: local wording")
             text = "".join(p.text for m in request.messages for p in m.parts if isinstance(p, TextPart))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, TypeVar
+from typing import Callable, Iterator, Mapping, TypeVar
 
 from ..errors import ConfigError
 
@@ -153,11 +153,11 @@ class _Asked(Mapping[str, str]):
         self.asked.add(name)
         return self._env[name]
 
-    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]  # one signature for Mapping.get's overloads
         self.asked.add(name)
         return self._env.get(name, default)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self._env)
 
     def __len__(self) -> int:

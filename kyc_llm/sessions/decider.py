@@ -56,7 +56,7 @@ class StoredFrames(Sequence[tuple[float, np.ndarray]]):
     def __len__(self) -> int:
         return len(self._records)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):  # an index or a slice: one body for Sequence's two overloads
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         rec = self._records[i]

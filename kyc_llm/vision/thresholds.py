@@ -109,7 +109,7 @@ _ORDERED = (
 def _section(cls: type[T], raw: Any, name: str) -> T:
     if not isinstance(raw, dict):
         raise ConfigError(f"thresholds: [{name}] section is missing")
-    names = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    names = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]  # every T here is a dataclass
     unknown = set(raw) - set(names)
     if unknown:
         raise ConfigError(f"thresholds: unknown key(s) in [{name}]: {', '.join(sorted(unknown))}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Mapping
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -59,9 +59,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping
     # Base64 makes a JSON batch a third larger than its frames; leave room for the envelope.
     app.config["MAX_CONTENT_LENGTH"] = config.max_batch * config.max_frame_bytes * 4 // 3 + 65536
     app.config["MAX_FORM_MEMORY_SIZE"] = config.max_frame_bytes + 65536
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # typed as the base JSONProvider; Flask's default has it
     if config.trust_proxy:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]  # Flask's way to wrap middleware
 
     services = Services(config, thresholds, templates, clock=clock, llm_provider=llm_provider)
     services.workflow  # validates the LLM settings now: a bad variable stops the start
@@ -90,7 +90,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, environ: Mapping
     app.register_blueprint(pages_bp)
 
     @app.after_request
-    def _headers(resp):  # type: ignore[no-untyped-def]
+    def _headers(resp: Response) -> Response:
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "no-referrer")
         if resp.mimetype == "application/json":

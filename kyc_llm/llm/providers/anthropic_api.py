@@ -54,7 +54,7 @@ class AnthropicProvider(RemoteProvider):
                 max_tokens=request.max_tokens,
                 temperature=request.temperature,
                 system=request.system,
-                messages=api_messages(request),  # type: ignore[arg-type]
+                messages=api_messages(request),
             )
         except anthropic.APIStatusError as exc:
             text = f"{exc.status_code}: {exc.message}"
