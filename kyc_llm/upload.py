@@ -46,12 +46,6 @@ def patch_png(bgr: np.ndarray, nose: Sequence[float] | None, size: int = PATCH_S
     return encode_png(bgr[y:y + size, x:x + size]), x, y
 
 
-def patch_json(bgr: np.ndarray, nose: Sequence[float] | None, size: int = PATCH_SIZE) -> dict[str, object]:
-    """The patch as the page puts it in a JSON upload: a PNG data URL and its position."""
-    png, x, y = patch_png(bgr, nose, size)
-    return {"image": "data:image/png;base64," + base64.b64encode(png).decode("ascii"), "x": x, "y": y}
-
-
 @dataclass(frozen=True)
 class LatePatch:
     """A patch the page sends after its frame: frame ``index`` (its seq), that frame's JPEG

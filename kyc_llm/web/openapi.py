@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..sessions.framestore import MAX_SEQ
+from ..vision.pipeline import PATCH_OUTCOMES
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -91,8 +92,7 @@ _SCHEMAS: dict[str, Any] = {
             "seq": {"type": "integer"}, "t": {"type": "number"}, "feedback": _ref("Feedback")}}},
         "patches": {"type": "array", "items": {"type": "object", "properties": {
             "seq": {"type": "integer"},
-            "outcome": {"enum": ["checked", "mismatch", "no_face", "rescaled", "off_face", "duplicate",
-                                 "frame_unavailable"]}}}},
+            "outcome": {"enum": [*PATCH_OUTCOMES, "frame_unavailable"]}}}},
         "feedback": _ref("Feedback"), "progress": {"type": "object"}, "capture_complete": {"type": "boolean"},
         "expires_in_s": {"type": "number"}}},
     "SessionStatus": {"type": "object", "properties": {
