@@ -138,7 +138,7 @@ def run_session(path: Path, thresholds: Thresholds, jpeg_quality: int | None = J
     except Exception as exc:  # one broken session never ends the run: report it and go on
         return SessionResult(spec.id, spec.truth, spec.attack, "error", error=f"{type(exc).__name__}: {exc}",
                              source=source, person=person)
-    patches = sum(1 for o in analyzer.observations if o.has_face and o.texture.lossless)
+    patches = int(outcome.evidence["signals"]["screen"]["features"]["lossless_patches"])  # as the check saw them
     return SessionResult(spec.id, spec.truth, spec.attack, outcome.decision, outcome.reasons,
                          seconds=time.perf_counter() - started, evidence=outcome.evidence,
                          source=source, person=person, patches=patches)

@@ -148,18 +148,17 @@ def test_video_shorter_than_the_session_is_an_error(shared_data: Path, tmp_path:
 def test_the_service_policy_applies_with_the_llm_offline(shared_data: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    import kyc_llm.decision
+    import kyc_llm.sessions.workflow
     from kyc_llm.config import Config
-    from kyc_llm.decision import Policy
+    from kyc_llm.decision import Policy, decide
 
     seen: list[tuple[Policy, str]] = []
-    decide = kyc_llm.decision.decide
 
     def recording(ev, th, judgment=None, policy=Policy(), virtual_camera=None):
         seen.append((policy, judgment.outcome))
         return decide(ev, th, judgment, policy, virtual_camera)
 
-    monkeypatch.setattr(kyc_llm.decision, "decide", recording)
+    monkeypatch.setattr(kyc_llm.sessions.workflow, "decide", recording)  # where the workflow looks it up
     live = str(shared_data / "sessions" / "live-lp_d18-blink.json")
     out = tmp_path / "eval.json"
     assert evaluate.main([live, "--json", str(out)]) == 0

@@ -173,7 +173,7 @@ class SessionService:
             raise FrameRejected(f"at most {cfg.max_frames} frames per session", code="too_many_frames")
         digests = [hashlib.sha256(up.data).hexdigest() for up in uploads]
         times = self._check_batch(session, uploads, digests, now) if uploads else []
-        sent = {up.seq for up in uploads}
+        seqs = {up.seq for up in uploads}
         if len({p.seq for p in patches}) != len(patches):
             raise BadRequest("two patches for the same frame in one request")
         for p in patches:
@@ -185,7 +185,7 @@ class SessionService:
             if p.seq % PATCH_EVERY:
                 raise BadRequest(f"texture patch for frame {p.seq}: patches are taken of every "
                                  f"{PATCH_EVERY}th frame (upload.patch_every)", code="patch_not_due")
-            if p.seq not in sent and p.seq > session.last_seq:
+            if p.seq not in seqs and p.seq > session.last_seq:
                 raise BadRequest(f"texture patch for frame {p.seq}, which has not been uploaded",
                                  code="patch_without_frame")
         images = []
@@ -194,8 +194,8 @@ class SessionService:
                 images.append(load_frame_unscaled(up.data))
             except FrameError as exc:
                 raise FrameError(f"frame {up.seq}: {exc.message}") from None
-        loaded = [self._load_patch(session, p, images[[u.seq for u in uploads].index(p.seq)]
-                                   if p.seq in sent else None) for p in patches]
+        image_of = dict(zip((up.seq for up in uploads), images))
+        loaded = [self._load_patch(session, p, image_of.get(p.seq)) for p in patches]
         steps = self._steps(session.id)
         results, observed = [], {}
         for up, t, full, digest in zip(uploads, times, images, digests):

@@ -17,11 +17,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .. import decision as decisions  # decide is looked up per call: tests replace it there
 from ..camera import CameraReport, virtual_camera_match
 from ..challenge import Step
 from ..config import Config
-from ..decision import Policy
+from ..decision import Policy, decide
 from ..llm.challenge_text import draw_actions, write_challenge
 from ..llm.errors import JudgmentInputError
 from ..llm.judge import judge_movements
@@ -129,7 +128,7 @@ class Workflow:
         cfg = self.config
         evidence = build_evidence(observations, steps, self.thresholds)
         judgment = self._judge(tuple(steps), frames, evidence)
-        decision = decisions.decide(evidence, self.thresholds, judgment, Policy.from_config(cfg),
+        decision = decide(evidence, self.thresholds, judgment, Policy.from_config(cfg),
                           virtual_camera_match(camera, cfg.virtual_camera_patterns))
         call = LlmCallRecord("judgment", judgment.outcome, judgment.model, dict(judgment.templates),
                              {"calls": [u.as_dict() for u in judgment.usage], "keyframes": judgment.keyframes},
