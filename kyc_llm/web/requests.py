@@ -205,8 +205,7 @@ def camera_report(raw: Any) -> CameraReport:
         raise BadRequest("'camera' must be an object")
     unknown = sorted(set(raw) - set(FIELDS))
     if unknown:
-        shown = ", ".join(repr(k[:40]) for k in unknown[:5])
-        raise BadRequest(f"camera: unknown field(s) {shown}; known: {', '.join(FIELDS)}")
+        raise BadRequest(f"camera: unknown field(s) {_names(unknown)}; known: {', '.join(FIELDS)}")
     label = raw.get("label")
     if label is not None:
         if not isinstance(label, str) or len(label) > MAX_LABEL:
