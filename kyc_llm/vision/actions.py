@@ -292,7 +292,7 @@ def _judge_sustained(ev: ActionEvidence, ctx: _Context, values: np.ndarray, base
     already = len(before) > 0 and float(np.median(sign * (values[before] - base))) >= need
     if len(run) >= ctx.run_frames and not already:
         ev.verdict = "performed"
-        ev.frame_indexes = [int(i) for i in run if i in set(hits.tolist())]
+        ev.frame_indexes = [int(i) for i in run[np.isin(run, hits)]]
         ev.onset_t = obs[ev.frame_indexes[0]].t
     elif change[k] >= th.unclear_fraction * need and not already:
         ev.verdict = "unclear"
